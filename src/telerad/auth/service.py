@@ -1,0 +1,89 @@
+"""Actors, their scope, and bearer tokens.
+
+An :class:`Actor` is who acts; its :class:`Scope` says what patient data it may touch.
+Until users and roles arrive, HTTP clients are service accounts with archive-wide scopes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telerad.auth.models import ServiceToken
+from telerad.errors import Forbidden, InvalidInput, NotAuthenticated
+
+TOKEN_PREFIX = "trd_"
+
+
+class Permission(StrEnum):
+    """What a scope may allow."""
+
+    ARCHIVE_READ = "archive:read"
+    """Find and retrieve studies (QIDO-RS, WADO-RS, study API)."""
+    ARCHIVE_WRITE = "archive:write"
+    """Send instances (STOW-RS)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """What an actor may do; every query of patient data takes one."""
+
+    permissions: frozenset[Permission]
+    #: Sites whose patients the actor may see; None means every site (service accounts).
+    site_ids: frozenset[int] | None = None
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise Forbidden(f"this account lacks the {permission} permission")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    """Who is acting, for scope checks and the audit trail."""
+
+    kind: str
+    id: int
+    name: str
+    scope: Scope
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, *, name: str, now: dt.datetime,
+    permissions: frozenset[Permission] = frozenset(Permission),
+) -> tuple[ServiceToken, str]:
+    """A new service account token; the clear token is returned once and never stored."""
+    if not name.strip():
+        raise InvalidInput("a token needs a name")
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ServiceToken(
+        name=name.strip(),
+        token_sha256=_digest(clear),
+        scopes=" ".join(sorted(permissions)),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row, clear
+
+
+def authenticate_token(session: Session, token: str) -> Actor:
+    """The actor behind a bearer token, or NotAuthenticated."""
+    row = session.scalar(
+        select(ServiceToken).where(
+            ServiceToken.token_sha256 == _digest(token), ServiceToken.revoked_at.is_(None)
+        )
+    )
+    if row is None:
+        raise NotAuthenticated("unknown or revoked token")
+    permissions = frozenset(Permission(p) for p in row.scopes.split())
+    return Actor(kind="service", id=row.id, name=row.name, scope=Scope(permissions=permissions))

@@ -1,0 +1,170 @@
+"""The ``telerad`` command line: serve, site, token, import, db, demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from telerad import logs
+from telerad.config import Settings
+from telerad.db import transaction
+from telerad.errors import TeleradError
+from telerad.runtime import Runtime
+
+app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
+site_app = typer.Typer(help="Sites (hospitals) and their senders' AE titles.", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens for HTTP clients.", no_args_is_help=True)
+db_app = typer.Typer(help="The index database.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="TELERAD_DATA_DIR", help="Data directory (index + blobs).")
+]
+
+
+def _address(value: str, option: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise typer.BadParameter(f"{option} wants HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
+def _open(data_dir: Path, **overrides: object) -> Runtime:
+    return Runtime.open(Settings.from_env(data_dir, **overrides))
+
+
+def _fail(exc: TeleradError) -> None:
+    console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir,
+    http: Annotated[str, typer.Option(help="HTTP address HOST:PORT")] = "127.0.0.1:8042",
+    dicom: Annotated[str, typer.Option(help="DICOM address HOST:PORT")] = "127.0.0.1:11112",
+    ae_title: Annotated[str, typer.Option("--ae-title", help="Our AE title")] = "TELERAD",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the web/DICOMweb server, the DICOM gateway and the worker in one process."""
+    from telerad.cli.server import run_server  # noqa: PLC0415 - heavy imports only here
+
+    logs.configure(log_level)
+    http_host, http_port = _address(http, "--http")
+    dicom_host, dicom_port = _address(dicom, "--dicom")
+    runtime = _open(data_dir, ae_title=ae_title)
+    run_server(runtime, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
+               dicom_port=dicom_port)
+
+
+@site_app.command("add")
+def site_add(
+    name: str,
+    data_dir: DataDir,
+    ae_title: Annotated[list[str], typer.Option("--ae-title", help="Calling AE title of a sender")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Paris",
+) -> None:
+    """Add a site and the AE titles of its senders; print the site's id."""
+    from telerad.workflow.sites.service import add_site  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            site = add_site(session, name=name, ae_titles=ae_title, timezone=timezone,
+                            now=runtime.clock.now())
+            site_id = site.id
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(site_id)
+
+
+@site_app.command("list")
+def site_list(data_dir: DataDir) -> None:
+    """List sites with their AE titles."""
+    from telerad.workflow.sites.service import list_sites  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    with transaction(runtime.sessions, readonly=True) as session:
+        for site in list_sites(session):
+            titles = " ".join(d.ae_title for d in site.devices)
+            typer.echo(f"{site.id}\t{site.name}\t{site.timezone}\t{titles}")
+
+
+@token_app.command("create")
+def token_create(
+    data_dir: DataDir, name: Annotated[str, typer.Option(help="Who the token is for")]
+) -> None:
+    """Create a service-account bearer token (archive-wide read/write) and print it once."""
+    from telerad.auth.service import create_token  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            _row, clear = create_token(session, name=name, now=runtime.clock.now())
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(clear)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Part-10 files or folders")],
+    data_dir: DataDir,
+    site: Annotated[str, typer.Option(help="Name of the site the files come from")],
+) -> None:
+    """Import Part-10 files through the same intake as C-STORE and STOW-RS."""
+    from telerad.cli.importer import run_import  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        code = run_import(runtime, paths=paths, site_name=site, console=console)
+    except TeleradError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir) -> None:
+    """Create or migrate the database to the newest schema."""
+    _open(data_dir).close()
+    typer.echo("database is up to date")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Data directory")] = Path(
+        "demo-data"
+    ),
+    http: Annotated[str, typer.Option(help="HTTP address HOST:PORT")] = "127.0.0.1:8042",
+    dicom: Annotated[str, typer.Option(help="DICOM address HOST:PORT")] = "127.0.0.1:11112",
+    slices: Annotated[int, typer.Option(help="Slices of the synthetic CT sent")] = 120,
+) -> None:
+    """Start telerad with an example site and send it a synthetic CT study over DICOM."""
+    from telerad.cli.demo import run_demo  # noqa: PLC0415
+
+    logs.configure("INFO")
+    runtime = _open(data_dir)
+    http_host, http_port = _address(http, "--http")
+    dicom_host, dicom_port = _address(dicom, "--dicom")
+    run_demo(runtime, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
+             dicom_port=dicom_port, slices=slices, console=console)
+
+
+def main() -> None:
+    """Entry point of the ``telerad`` script."""
+    # A broken pipe (``telerad ... | head``) is not an error worth a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    logging.captureWarnings(True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app(prog_name="telerad")
+    sys.exit(0)

@@ -1,0 +1,48 @@
+"""One process: HTTP (uvicorn), the DICOM gateway and the job worker, stopped by SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import uvicorn
+
+from telerad.gateway.dicom import DicomGateway
+from telerad.jobs import Worker
+from telerad.runtime import Runtime
+from telerad.web.app import create_app
+
+LOGGER = logging.getLogger(__name__)
+
+
+def run_server(
+    runtime: Runtime, *, http_host: str, http_port: int, dicom_host: str, dicom_port: int,
+    on_ready: Callable[[DicomGateway], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting, finish what is running, exit."""
+    settings = runtime.settings
+    removed = runtime.store.clear_staging() if hasattr(runtime.store, "clear_staging") else 0
+    if removed:
+        LOGGER.info("removed %d staged files never acknowledged (previous crash)", removed)
+    gateway = DicomGateway(runtime=runtime, host=dicom_host, port=dicom_port,
+                           ae_title=settings.ae_title)
+    worker = Worker(runtime.sessions, runtime.clock, poll_interval=settings.worker_poll_interval)
+    config = uvicorn.Config(
+        create_app(runtime), host=http_host, port=http_port, log_level="warning",
+        access_log=False, timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    gateway.start()
+    worker.start()
+    LOGGER.info("telerad ready: http://%s:%d  dicom %s@%s:%d", http_host, http_port,
+                settings.ae_title, dicom_host, gateway.port)
+    if on_ready is not None:
+        on_ready(gateway)
+    try:
+        server.run()  # returns after SIGTERM/SIGINT (uvicorn installs the handlers)
+    finally:
+        LOGGER.info("stopping")
+        gateway.stop()
+        worker.stop()
+        runtime.close()
+        LOGGER.info("stopped")

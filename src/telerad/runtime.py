@@ -1,0 +1,75 @@
+"""What a running telerad process holds: settings, the index, the blob store, the clock.
+
+Every edge (HTTP, DICOM, worker, CLI) gets one :class:`Runtime` and opens its transactions
+from it; domain services receive only what they use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
+from telerad.archive.blobstore import BlobStore, FolderBlobStore, StagedBlob
+from telerad.clock import Clock, SystemClock
+from telerad.config import Settings
+from telerad.db import make_engine, make_sessionmaker, transaction, upgrade
+from telerad.workflow.exams import intake
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """The shared state of one process."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: BlobStore
+    clock: Clock
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+        """Open the data directory, creating or migrating the database on first start."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        if migrate:
+            upgrade(engine)
+        store = FolderBlobStore(settings.blob_dir)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            store=store,
+            clock=clock or SystemClock(),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ingest(
+        self, staged: StagedBlob, *, sender: intake.Sender, expected: intake.Expected | None = None
+    ) -> intake.Receipt:
+        """The step every edge runs for one received instance: validate and make durable,
+        then deduplicate and index in one committed transaction. Raises TeleradError.
+
+        Called by C-STORE, STOW-RS and import alike; success is answered after it returns.
+        """
+        prepared = intake.prepare(
+            self.store, staged, expected=expected, max_bytes=self.settings.max_upload_bytes
+        )
+        try:
+            with transaction(self.sessions) as session:
+                return intake.receive_instance(
+                    session,
+                    store=self.store,
+                    prepared=prepared,
+                    sender=sender,
+                    now=self.clock.now(),
+                    stable_age=self.settings.stable_age,
+                )
+        except BaseException:
+            # Not indexed: the durable copy must not linger as if it had been accepted.
+            self.store.delete(prepared.blob_key)
+            raise

@@ -1,0 +1,76 @@
+"""JSON API of the archive: studies with their arrival and completeness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from telerad.archive import queries
+from telerad.auth.service import Actor, Permission
+from telerad.db import transaction
+from telerad.web.auth import current_actor, runtime_of
+from fastapi import Request
+
+router = APIRouter(tags=["archive"])
+
+
+class StudyOut(BaseModel):
+    """A study as the API shows it."""
+
+    study_instance_uid: str
+    site_id: int | None
+    accession_number: str
+    study_date: str
+    modalities_in_study: list[str]
+    number_of_series: int
+    number_of_instances: int
+    first_instance_at: dt.datetime
+    last_instance_at: dt.datetime
+    status: str
+    completed_at: dt.datetime | None
+
+
+def _out(study: queries.StudySummary) -> StudyOut:
+    return StudyOut(
+        study_instance_uid=study.study_instance_uid,
+        site_id=study.site_id,
+        accession_number=study.accession_number,
+        study_date=study.study_date,
+        modalities_in_study=[m for m in study.modalities_in_study.split("\\") if m],
+        number_of_series=study.number_of_series,
+        number_of_instances=study.number_of_instances,
+        first_instance_at=study.first_instance_at,
+        last_instance_at=study.last_instance_at,
+        status=study.status,
+        completed_at=study.completed_at,
+    )
+
+
+@router.get("/studies", response_model=list[StudyOut])
+def list_studies(
+    request: Request,
+    actor: Annotated[Actor, Depends(current_actor)],
+    status: Annotated[str | None, Query(description="receiving or complete")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[StudyOut]:
+    """Studies, newest arrival first, with their completeness."""
+    actor.scope.require(Permission.ARCHIVE_READ)
+    with transaction(runtime_of(request).sessions, readonly=True) as session:
+        rows = queries.list_studies(session, scope=actor.scope, status=status, limit=limit,
+                                    offset=offset)
+    return [_out(row) for row in rows]
+
+
+@router.get("/studies/{study_instance_uid}", response_model=StudyOut)
+def get_study(
+    request: Request, study_instance_uid: str, actor: Annotated[Actor, Depends(current_actor)]
+) -> StudyOut:
+    """One study: first and last instance times, status (receiving, complete)."""
+    actor.scope.require(Permission.ARCHIVE_READ)
+    with transaction(runtime_of(request).sessions, readonly=True) as session:
+        return _out(queries.get_study(session, scope=actor.scope,
+                                      study_instance_uid=study_instance_uid))

@@ -1,0 +1,42 @@
+"""The HTTP application: JSON API, DICOMweb, and (later) pages and the viewer.
+
+Errors are translated here, once: every :class:`TeleradError` becomes its HTTP status with
+a JSON body ``{"error": code, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from telerad import __version__
+from telerad.dicomweb.router import router as dicomweb_router
+from telerad.errors import NotAuthenticated, TeleradError
+from telerad.runtime import Runtime
+from telerad.web.api import router as api_router
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The ASGI application serving ``runtime``."""
+    app = FastAPI(
+        title="telerad",
+        version=__version__,
+        description="Teleradiology platform: archive (DICOMweb) and JSON API.",
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(TeleradError)
+    async def _telerad_error(_request: Request, exc: TeleradError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+        return JSONResponse(
+            {"error": exc.code, "message": exc.message}, status_code=exc.http_status,
+            headers=headers,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(api_router, prefix="/api")
+    app.include_router(dicomweb_router, prefix="/dicomweb")
+    return app

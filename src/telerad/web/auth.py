@@ -1,0 +1,26 @@
+"""Who is calling: the bearer token of an HTTP request, resolved to an Actor."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from telerad.auth.service import Actor, authenticate_token
+from telerad.db import transaction
+from telerad.errors import NotAuthenticated
+from telerad.runtime import Runtime
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+def current_actor(request: Request) -> Actor:
+    """FastAPI dependency: the actor behind ``Authorization: Bearer <token>``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("missing bearer token")
+    with transaction(runtime_of(request).sessions, readonly=True) as session:
+        return authenticate_token(session, token.strip())
