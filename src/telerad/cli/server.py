@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -13,6 +16,24 @@ from telerad.runtime import Runtime
 from telerad.web.app import create_app
 
 LOGGER = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its shutdown, which would kill the process
+    before the gateway and the worker stop; here the signal only asks for a clean exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in
+                    (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def run_server(
@@ -31,7 +52,7 @@ def run_server(
         create_app(runtime), host=http_host, port=http_port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     gateway.start()
     worker.start()
     LOGGER.info("telerad ready: http://%s:%d  dicom %s@%s:%d", http_host, http_port,

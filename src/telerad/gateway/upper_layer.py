@@ -248,7 +248,8 @@ class Association:
             if self._associate():
                 self._serve()
         except (ConnectionError, TimeoutError, OSError) as exc:
-            LOGGER.info("association from %s ended: %s", self.peer[0], type(exc).__name__)
+            level = logging.INFO if self.calling_ae_title else logging.DEBUG
+            LOGGER.log(level, "association from %s ended: %s", self.peer[0], type(exc).__name__)
             self._send_quietly(_abort_pdu())
         except Exception:
             LOGGER.exception("association from %s aborted after an internal error", self.peer[0])

@@ -1,0 +1,5 @@
+"""``python -m telerad`` is the ``telerad`` command."""
+
+from telerad.cli.main import main
+
+main()
