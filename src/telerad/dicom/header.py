@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from telerad.dicom.part10 import check_complete, dataset_offset
+from telerad.dicom.dicom_json import to_json
+from telerad.dicom.part10 import WalkedDataset, dataset_offset, walk, walk_meta
 from telerad.errors import InvalidDicom, UidMismatch
 
 LOGGER = logging.getLogger(__name__)
@@ -30,8 +28,9 @@ LOGGER = logging.getLogger(__name__)
 BULK_DATA_THRESHOLD = 1024
 #: Placeholder for the DICOMweb base URL in stored metadata, replaced when served.
 BASE_URL_TOKEN = "@@TELERAD_BASE@@"  # noqa: S105 - not a secret
-_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _DEFER_SIZE = 64 * 1024
+# SOPClassUID, SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID
+_UID_TAGS = frozenset({0x00080016, 0x00080018, 0x0020000D, 0x0020000E})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,31 +66,36 @@ class InstanceHeader:
     metadata_json: str
 
 
-def _text(ds: Dataset, keyword: str, limit: int = 64) -> str:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # a malformed optional value never rejects the instance
-        return ""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__iter__") and
-                                            not isinstance(value, (str, bytes))):
-        return "\\".join(str(v) for v in value)[:limit]
-    return str(value)[: limit * 4]
+def _value(js: dict[str, Any], tag: str) -> Any:
+    element = js.get(tag)
+    if not element:
+        return None
+    values = element.get("Value")
+    return values[0] if values else None
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
+def _text(js: dict[str, Any], tag: str, limit: int = 64) -> str:
+    element = js.get(tag)
+    if not element or not element.get("Value"):
+        return ""
+    parts = []
+    for value in element["Value"]:
+        if isinstance(value, dict):  # PN: the alphabetic group is what is indexed
+            value = value.get("Alphabetic", "")
+        parts.append("" if value is None else str(value))
+    return "\\".join(parts)[: limit * 4]
+
+
+def _int(js: dict[str, Any], tag: str) -> int | None:
+    value = _value(js, tag)
     try:
-        value = ds.get(keyword)
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    except Exception:
-        return None
 
 
-def _uid(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
+def _uid(js: dict[str, Any], tag: str, keyword: str) -> str:
+    value = _value(js, tag)
     if not value:
         raise InvalidDicom(f"{keyword} is missing")
     uid = UID(str(value).strip().rstrip("\x00"))
@@ -100,84 +104,70 @@ def _uid(ds: Dataset, keyword: str) -> str:
     return str(uid)
 
 
-def _bulk_uri(study: str, series: str, instance: str, tag: BaseTag) -> str:
+def _bulk_uri(study: str, series: str, instance: str, tag: int) -> str:
     return (
         f"{BASE_URL_TOKEN}/studies/{study}/series/{series}/instances/{instance}"
-        f"/bulkdata/{int(tag):08X}"
+        f"/bulkdata/{tag:08X}"
     )
 
 
-def metadata(ds: Dataset, *, study: str, series: str, instance: str) -> dict[str, Any]:
-    """DICOM JSON of ``ds`` (PS3.18 §F.2); large binary values become BulkDataURIs.
-
-    Bulk values are not read: their raw element gives the length, so a deferred pixel
-    data element stays on disk.
-    """
-    out: dict[str, Any] = {}
-    for tag in ds.keys():  # noqa: SIM118 - keys() avoids converting every element
-        if tag.group in (0x0002, 0xFFFE):  # meta information and delimiters: not metadata
-            continue
-        raw = ds.get_item(tag)
-        vr = raw.VR
-        length = raw.length if isinstance(raw, RawDataElement) else None
-        key = f"{int(tag):08X}"
-        if vr in _BINARY_VRS or int(tag) == 0x7FE00010:
-            size = length if length is not None else len(ds[tag].value or b"")
-            if size == 0:
-                out[key] = {"vr": vr or "OB"}
-                continue
-            if size > BULK_DATA_THRESHOLD or size == 0xFFFFFFFF:
-                out[key] = {"vr": vr or "OB", "BulkDataURI": _bulk_uri(study, series, instance, tag)}
-                continue
-        try:
-            out[key] = ds[tag].to_json_dict(BULK_DATA_THRESHOLD, None)
-        except Exception:  # tolerant reading: a value pydicom cannot convert is left out
-            LOGGER.debug("element %s of instance %s not convertible to JSON", key, instance)
-    return out
+def _meta(data: bytes, offset: int) -> dict[str, str]:
+    """The text values of the File Meta Information group (always Explicit VR LE)."""
+    walked = walk_meta(data, offset)
+    return {
+        f"{e.tag:08X}": data[e.offset : e.offset + e.length].decode("ascii", "replace")
+        .strip(" \x00")
+        for e in walked
+        if e.vr in (b"UI", b"AE", b"SH")
+    }
 
 
 def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
-    """Validate a Part-10 instance and extract its header.
+    """Validate a Part-10 instance and extract its header and DICOM JSON metadata.
 
     ``fp`` is a seekable file (or mmap) holding exactly one Part-10 file.
     """
     fp.seek(0)
-    data = fp.read() if size is None or size <= 256 * 1024 * 1024 else None
-    if data is not None:
-        offset = dataset_offset(data)
-    else:
-        head = fp.read(64 * 1024)
-        offset = dataset_offset(head)
-    try:
-        fp.seek(0)
-        ds = dcmread(fp, defer_size=_DEFER_SIZE, force=False)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, OSError) as exc:
-        raise InvalidDicom(f"cannot parse the dataset: {type(exc).__name__}") from exc
-    except Exception as exc:
-        raise InvalidDicom(f"cannot parse the dataset: {type(exc).__name__}") from exc
-    meta = ds.file_meta
-    ts = str(meta.get("TransferSyntaxUID", "")).strip().rstrip("\x00")
+    data = fp.read()
+    offset = dataset_offset(data)
+    meta = _meta(data, offset)
+    ts = meta.get("00020010", "")
     if not ts:
         raise InvalidDicom("File Meta Information has no TransferSyntaxUID")
-    if data is not None:
-        check_complete(data, offset, ts)
-    try:
-        sop_class_uid = _uid(ds, "SOPClassUID")
-        sop_instance_uid = _uid(ds, "SOPInstanceUID")
-        study = _uid(ds, "StudyInstanceUID")
-        series = _uid(ds, "SeriesInstanceUID")
-    except InvalidDicom:
-        raise
-    except Exception as exc:
-        raise InvalidDicom(f"cannot read the instance's UIDs: {type(exc).__name__}") from exc
-    media_uid = str(meta.get("MediaStorageSOPInstanceUID", "")).strip().rstrip("\x00")
+    walked = walk(data, offset, ts)
+    parsed: list[Dataset] = []
+
+    def fallback() -> Dataset:
+        if not parsed:
+            try:
+                parsed.append(dcmread(io.BytesIO(data), defer_size=_DEFER_SIZE))
+            except Exception as exc:
+                raise InvalidDicom(f"cannot parse the dataset: {type(exc).__name__}") from exc
+        return parsed[0]
+
+    # The UIDs first (they name the bulk data URIs), then the whole header.
+    uids_only = to_json(
+        WalkedDataset(data=walked.data, elements=[e for e in walked.elements if e.tag in _UID_TAGS],
+                      implicit=walked.implicit, little=walked.little),
+        bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_uri=lambda tag: "", fallback=fallback,
+    )
+    sop_class_uid = _uid(uids_only, "00080016", "SOPClassUID")
+    sop_instance_uid = _uid(uids_only, "00080018", "SOPInstanceUID")
+    study = _uid(uids_only, "0020000D", "StudyInstanceUID")
+    series = _uid(uids_only, "0020000E", "SeriesInstanceUID")
+    media_uid = meta.get("00020003", "")
     if media_uid and media_uid != sop_instance_uid:
         raise UidMismatch("MediaStorageSOPInstanceUID differs from SOPInstanceUID")
     try:
-        json_text = json.dumps(
-            metadata(ds, study=study, series=series, instance=sop_instance_uid),
-            separators=(",", ":"),
+        js = to_json(
+            walked,
+            bulk_data_threshold=BULK_DATA_THRESHOLD,
+            bulk_uri=lambda tag: _bulk_uri(study, series, sop_instance_uid, tag),
+            fallback=fallback,
         )
+        json_text = json.dumps(js, separators=(",", ":"), ensure_ascii=False)
+    except InvalidDicom:
+        raise
     except Exception as exc:
         raise InvalidDicom(f"cannot convert the header to DICOM JSON: {type(exc).__name__}") from exc
     return InstanceHeader(
@@ -186,26 +176,26 @@ def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
         sop_instance_uid=sop_instance_uid,
         study_instance_uid=study,
         series_instance_uid=series,
-        patient_id=_text(ds, "PatientID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_birth_date=_text(ds, "PatientBirthDate", 8),
-        patient_sex=_text(ds, "PatientSex", 16),
-        study_date=_text(ds, "StudyDate", 8),
-        study_time=_text(ds, "StudyTime", 16),
-        accession_number=_text(ds, "AccessionNumber", 16),
-        study_id=_text(ds, "StudyID", 16),
-        study_description=_text(ds, "StudyDescription"),
-        referring_physician_name=_text(ds, "ReferringPhysicianName"),
-        modality=_text(ds, "Modality", 16),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription"),
-        series_date=_text(ds, "SeriesDate", 8),
-        series_time=_text(ds, "SeriesTime", 16),
-        body_part_examined=_text(ds, "BodyPartExamined", 16),
-        instance_number=_int(ds, "InstanceNumber"),
-        rows=_int(ds, "Rows"),
-        columns=_int(ds, "Columns"),
-        number_of_frames=_int(ds, "NumberOfFrames"),
+        patient_id=_text(js, "00100020"),
+        patient_name=_text(js, "00100010"),
+        patient_birth_date=_text(js, "00100030", 2),
+        patient_sex=_text(js, "00100040", 4),
+        study_date=_text(js, "00080020", 2),
+        study_time=_text(js, "00080030", 4),
+        accession_number=_text(js, "00080050", 4),
+        study_id=_text(js, "00200010", 4),
+        study_description=_text(js, "00081030"),
+        referring_physician_name=_text(js, "00080090"),
+        modality=_text(js, "00080060", 4),
+        series_number=_int(js, "00200011"),
+        series_description=_text(js, "0008103E"),
+        series_date=_text(js, "00080021", 2),
+        series_time=_text(js, "00080031", 4),
+        body_part_examined=_text(js, "00180015", 4),
+        instance_number=_int(js, "00200013"),
+        rows=_int(js, "00280010"),
+        columns=_int(js, "00280011"),
+        number_of_frames=_int(js, "00280008"),
         metadata_json=json_text,
     )
 

@@ -9,12 +9,11 @@ by its delimiter.
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from pydicom.dataset import FileMetaDataset
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     DeflatedExplicitVRLittleEndian,
@@ -37,23 +36,33 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b
 _MAX_DEPTH = 32
 
 
+def _meta_element(group_element: int, vr: bytes, value: bytes) -> bytes:
+    if len(value) % 2:  # UI and OB are padded with NUL, text with a space (PS3.5 §6.2)
+        value += b"\x00" if vr in (b"UI", b"OB") else b" "
+    tag = struct.pack("<HH", 0x0002, group_element)
+    if vr == b"OB":
+        return tag + vr + b"\x00\x00" + struct.pack("<I", len(value)) + value
+    return tag + vr + struct.pack("<H", len(value)) + value
+
+
 def file_meta(
     *, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str,
     source_ae_title: str | None = None,
 ) -> bytes:
-    """Preamble and File Meta Information group for a dataset received over the network."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax_uid
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    """Preamble and File Meta Information (PS3.10 §7.1) for a data set received over the
+    network; always Explicit VR Little Endian, elements in tag order, group length first.
+    Encoded by hand: it runs once per received instance."""
+    body = _meta_element(0x0001, b"OB", b"\x00\x01")
+    body += _meta_element(0x0002, b"UI", sop_class_uid.encode("ascii"))
+    body += _meta_element(0x0003, b"UI", sop_instance_uid.encode("ascii"))
+    body += _meta_element(0x0010, b"UI", transfer_syntax_uid.encode("ascii"))
+    body += _meta_element(0x0012, b"UI", PYDICOM_IMPLEMENTATION_UID.encode("ascii"))
+    body += _meta_element(0x0013, b"SH", IMPLEMENTATION_VERSION_NAME.encode("ascii"))
     if source_ae_title:
-        meta.SourceApplicationEntityTitle = source_ae_title
-    buffer = io.BytesIO()
-    buffer.write(PREAMBLE)
-    write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
-    return buffer.getvalue()
+        ae = source_ae_title.encode("ascii", "replace")
+        body += _meta_element(0x0016, b"AE", ae + b" " * (len(ae) % 2))
+    group_length = struct.pack("<HH", 0x0002, 0x0000) + b"UL" + struct.pack("<HI", 4, len(body))
+    return PREAMBLE + group_length + body
 
 
 def dataset_offset(data: bytes | memoryview) -> int:
@@ -70,6 +79,18 @@ def dataset_offset(data: bytes | memoryview) -> int:
     if end > len(data):
         raise InvalidDicom("truncated File Meta Information")
     return end
+
+
+class RawElement(NamedTuple):
+    """A data element as found in the bytes: where its value is, not what it means."""
+
+    tag: int
+    #: Explicit VR, or None in Implicit VR Little Endian.
+    vr: bytes | None
+    #: Offset of the value in the walked buffer.
+    offset: int
+    #: Value length; 0xFFFFFFFF for undefined length.
+    length: int
 
 
 class _Walker:
@@ -103,12 +124,18 @@ class _Walker:
         (length,) = struct.unpack_from(self.fmt_u16, self.data, pos + 6)
         return tag, vr, length, pos + 8
 
-    def elements(self, pos: int, end: int, *, until_item_end: bool, depth: int) -> int:
-        """Walk elements from ``pos``; return the offset after them (and their delimiter)."""
+    def elements(self, pos: int, end: int, *, until_item_end: bool, depth: int,
+                 collect: list[RawElement] | None = None) -> int:
+        """Walk elements from ``pos``; return the offset after them (and their delimiter).
+
+        ``collect`` receives each element met at this level.
+        """
         if depth > _MAX_DEPTH:
             raise InvalidDicom("sequences nested too deeply")
         while pos < end:
             tag, vr, length, value = self.header(pos, end)
+            if collect is not None:
+                collect.append(RawElement((tag[0] << 16) | tag[1], vr, value, length))
             if tag == _ITEM_DELIMITER:
                 if until_item_end:
                     return value
@@ -141,8 +168,19 @@ class _Walker:
                 pos = value + length
 
 
-def check_complete(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> None:
-    """Fail with InvalidDicom unless the dataset from ``offset`` to the end is whole."""
+@dataclass(frozen=True)
+class WalkedDataset:
+    """The top-level elements of a whole data set, and the buffer they point into."""
+
+    data: bytes | memoryview
+    elements: list[RawElement]
+    implicit: bool
+    little: bool
+
+
+def walk(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> WalkedDataset:
+    """Check that the data set from ``offset`` to the end is whole (InvalidDicom if not) and
+    return its top-level elements (a deflated data set is inflated first, PS3.5 §A.5)."""
     if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
@@ -152,9 +190,22 @@ def check_complete(data: bytes | memoryview, offset: int, transfer_syntax_uid: s
         if not inflater.eof:
             raise InvalidDicom("deflated dataset truncated")
         data, offset = inflated, 0
-    walker = _Walker(
-        data,
-        implicit=transfer_syntax_uid == ImplicitVRLittleEndian,
-        little=transfer_syntax_uid != ExplicitVRBigEndian,
-    )
-    walker.elements(offset, len(data), until_item_end=False, depth=0)
+    implicit = transfer_syntax_uid == ImplicitVRLittleEndian
+    little = transfer_syntax_uid != ExplicitVRBigEndian
+    walker = _Walker(data, implicit=implicit, little=little)
+    elements: list[RawElement] = []
+    walker.elements(offset, len(data), until_item_end=False, depth=0, collect=elements)
+    return WalkedDataset(data=data, elements=elements, implicit=implicit, little=little)
+
+
+def walk_meta(data: bytes | memoryview, offset: int) -> list[RawElement]:
+    """The elements of the File Meta Information group, between the prefix and ``offset``."""
+    elements: list[RawElement] = []
+    _Walker(data, implicit=False, little=True).elements(132, offset, until_item_end=False,
+                                                         depth=0, collect=elements)
+    return elements
+
+
+def check_complete(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> None:
+    """Fail with InvalidDicom unless the dataset from ``offset`` to the end is whole."""
+    walk(data, offset, transfer_syntax_uid)
