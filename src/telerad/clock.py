@@ -1,4 +1,7 @@
-"""Time, only through an injected clock, always timezone-aware (UTC inside, site zone at the edges)."""
+"""Time, only through an injected clock, always timezone-aware.
+
+UTC inside; the site's zone at the edges and in the rules that need local time.
+"""
 
 from __future__ import annotations
 

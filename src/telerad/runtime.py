@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
@@ -30,7 +31,9 @@ class Runtime:
     clock: Clock
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Runtime:
+    def open(
+        cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True
+    ) -> Runtime:
         """Open the data directory, creating or migrating the database on first start."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.database_url)
@@ -60,15 +63,24 @@ class Runtime:
             self.store, staged, expected=expected, max_bytes=self.settings.max_upload_bytes
         )
         try:
-            with transaction(self.sessions) as session:
-                return intake.receive_instance(
-                    session,
-                    store=self.store,
-                    prepared=prepared,
-                    sender=sender,
-                    now=self.clock.now(),
-                    stable_age=self.settings.stable_age,
-                )
+            for attempt in (1, 2):
+                try:
+                    with transaction(self.sessions) as session:
+                        return intake.receive_instance(
+                            session,
+                            store=self.store,
+                            prepared=prepared,
+                            sender=sender,
+                            now=self.clock.now(),
+                            stable_age=self.settings.stable_age,
+                        )
+                except IntegrityError:
+                    # The same instance arrived at the same moment on another association
+                    # (PostgreSQL runs both transactions at once): the second try sees the
+                    # first one's row and answers "already stored" or "conflict".
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
         except BaseException:
             # Not indexed: the durable copy must not linger as if it had been accepted.
             self.store.delete(prepared.blob_key)

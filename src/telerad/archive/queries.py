@@ -16,7 +16,7 @@ from telerad.auth.service import Scope
 from telerad.errors import InvalidQuery, NotFound
 
 
-def scoped_studies(scope: Scope) -> Select[tuple[Study]]:
+def scoped_studies(scope: Scope) -> Select[Study]:
     """``SELECT studies`` limited to what ``scope`` may see."""
     query = select(Study)
     if scope.site_ids is not None:
@@ -67,7 +67,8 @@ def list_studies(
         if status not in ("receiving", "complete"):
             raise InvalidQuery("status must be 'receiving' or 'complete'")
         query = query.where(Study.status == status)
-    query = query.order_by(Study.last_instance_at.desc(), Study.id.desc()).limit(limit).offset(offset)
+    query = query.order_by(Study.last_instance_at.desc(), Study.id.desc())
+    query = query.limit(limit).offset(offset)
     return [_summary(s) for s in session.scalars(query)]
 
 

@@ -97,11 +97,18 @@ def _statement(name: str, paramstyle: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql) if paramstyle == "pyformat" else sql
 
 
-def _run(session: Session, name: str, **params: object) -> CursorResult[Any]:
+def _run(session: Session, name: str, **params: Any) -> CursorResult[Any]:
     connection = session.connection()
-    return connection.exec_driver_sql(
-        _statement(name, connection.dialect.paramstyle), params  # type: ignore[arg-type]
-    )
+    return connection.exec_driver_sql(_statement(name, connection.dialect.paramstyle), params)
+
+
+def _first(session: Session, name: str, **params: Any) -> tuple[Any, ...] | None:
+    row = _run(session, name, **params).first()
+    return None if row is None else tuple(row)
+
+
+def _one(session: Session, name: str, **params: Any) -> tuple[Any, ...]:
+    return tuple(_run(session, name, **params).one())
 
 
 def _when(now: dt.datetime, session: Session) -> object:
@@ -114,7 +121,7 @@ def _when(now: dt.datetime, session: Session) -> object:
 
 
 def find_instance(session: Session, sop_instance_uid: str) -> StoredInstance | None:
-    row = _run(session, "find_instance", uid=sop_instance_uid).first()
+    row = _first(session, "find_instance", uid=sop_instance_uid)
     if row is None:
         return None
     return StoredInstance(id=row[0], study_id=row[1], blob_key=row[2], size=row[3])
@@ -134,7 +141,7 @@ def index_instance(
 ) -> int:
     """Index a newly stored instance; return its id. The caller checked it is new."""
     when = _when(now, session)
-    study_row = _run(session, "find_study", uid=header.study_instance_uid).first()
+    study_row = _first(session, "find_study", uid=header.study_instance_uid)
     created = study_row is None
     if study_row is None:
         _run(session, "insert_study", uid=header.study_instance_uid, site_id=site_id,
@@ -144,18 +151,18 @@ def index_instance(
              accession_number=header.accession_number, study_id=header.study_id,
              study_description=header.study_description,
              referring_physician_name=header.referring_physician_name, now=when)
-        study_row = _run(session, "find_study", uid=header.study_instance_uid).one()
-    study_id, previous_status = study_row[0], study_row[1]
+        study_row = _one(session, "find_study", uid=header.study_instance_uid)
+    study_id, previous_status = int(study_row[0]), str(study_row[1])
 
-    series_row = _run(session, "find_series", uid=header.series_instance_uid).first()
+    series_row = _first(session, "find_series", uid=header.series_instance_uid)
     new_series = series_row is None
     if series_row is None:
         _run(session, "insert_series", study_id=study_id, uid=header.series_instance_uid,
              modality=header.modality, series_number=header.series_number,
              series_description=header.series_description, series_date=header.series_date,
              series_time=header.series_time, body_part_examined=header.body_part_examined)
-        series_row = _run(session, "find_series", uid=header.series_instance_uid).one()
-    series_id = series_row[0]
+        series_row = _one(session, "find_series", uid=header.series_instance_uid)
+    series_id = int(series_row[0])
 
     instance_id = int(_run(
         session, "insert_instance", study_id=study_id, series_id=series_id,
@@ -169,7 +176,9 @@ def index_instance(
     _run(session, "count_series", id=series_id, instance_id=instance_id)
     _run(session, "count_study", id=study_id, instance_id=instance_id, now=when)
     if new_series:
-        modalities = sorted({r[0] for r in _run(session, "study_modalities", id=study_id) if r[0]})
+        modalities = sorted(
+            {str(r[0]) for r in _run(session, "study_modalities", id=study_id) if r[0]}
+        )
         _run(session, "new_series_of_study", id=study_id, modalities="\\".join(modalities))
     if previous_status == StudyStatus.COMPLETE:
         # More images after completion: the study is receiving again and will complete anew.
@@ -235,5 +244,6 @@ def check_stable(session: Session, *, study_id: int, stable_age: float, now: dt.
 def _check_stable_job(ctx: jobs.JobContext, payload: dict[str, object]) -> None:
     study_id = payload["study_id"]
     stable_age = payload["stable_age"]
-    assert isinstance(study_id, int) and isinstance(stable_age, (int, float))
+    assert isinstance(study_id, int)
+    assert isinstance(stable_age, (int, float))
     check_stable(ctx.session, study_id=study_id, stable_age=float(stable_age), now=ctx.clock.now())

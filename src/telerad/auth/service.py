@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from telerad.auth.models import ServiceToken
 from telerad.errors import Forbidden, InvalidInput, NotAuthenticated
 
-TOKEN_PREFIX = "trd_"
+TOKEN_PREFIX = "trd_"  # noqa: S105 - a recognisable prefix, not a secret
 
 
 class Permission(StrEnum):

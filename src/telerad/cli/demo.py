@@ -62,5 +62,5 @@ def run_demo(
     run_server(
         runtime, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
         dicom_port=dicom_port,
-        on_ready=lambda gateway: threading.Thread(target=send, args=(gateway,), daemon=True).start(),
+        on_ready=lambda gw: threading.Thread(target=send, args=(gw,), daemon=True).start(),
     )

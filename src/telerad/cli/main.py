@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,7 +28,8 @@ app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="TELERAD_DATA_DIR", help="Data directory (index + blobs).")
+    Path,
+    typer.Option("--data-dir", envvar="TELERAD_DATA_DIR", help="Data directory (index + blobs)."),
 ]
 
 
@@ -39,7 +40,7 @@ def _address(value: str, option: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _open(data_dir: Path, **overrides: object) -> Runtime:
+def _open(data_dir: Path, **overrides: Any) -> Runtime:
     return Runtime.open(Settings.from_env(data_dir, **overrides))
 
 

@@ -111,7 +111,7 @@ def to_json(
     return out
 
 
-def _convert(
+def _convert(  # noqa: PLR0917 - a private helper of to_json's loop
     element: RawElement, vr: bytes, data: bytes | memoryview, codec: str | None,
     threshold: int, bulk_uri: Callable[[int], str], little: bool,
 ) -> dict[str, Any] | None:

@@ -80,9 +80,9 @@ def _text(js: dict[str, Any], tag: str, limit: int = 64) -> str:
         return ""
     parts = []
     for value in element["Value"]:
-        if isinstance(value, dict):  # PN: the alphabetic group is what is indexed
-            value = value.get("Alphabetic", "")
-        parts.append("" if value is None else str(value))
+        # PN: the alphabetic group is what is indexed
+        text = value.get("Alphabetic", "") if isinstance(value, dict) else value
+        parts.append("" if text is None else str(text))
     return "\\".join(parts)[: limit * 4]
 
 
@@ -147,8 +147,10 @@ def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
 
     # The UIDs first (they name the bulk data URIs), then the whole header.
     uids_only = to_json(
-        WalkedDataset(data=walked.data, elements=[e for e in walked.elements if e.tag in _UID_TAGS],
-                      implicit=walked.implicit, little=walked.little),
+        WalkedDataset(
+            data=walked.data, elements=[e for e in walked.elements if e.tag in _UID_TAGS],
+            implicit=walked.implicit, little=walked.little,
+        ),
         bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_uri=lambda tag: "", fallback=fallback,
     )
     sop_class_uid = _uid(uids_only, "00080016", "SOPClassUID")
@@ -169,7 +171,9 @@ def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
     except InvalidDicom:
         raise
     except Exception as exc:
-        raise InvalidDicom(f"cannot convert the header to DICOM JSON: {type(exc).__name__}") from exc
+        raise InvalidDicom(
+            f"cannot convert the header to DICOM JSON: {type(exc).__name__}"
+        ) from exc
     return InstanceHeader(
         transfer_syntax_uid=ts,
         sop_class_uid=sop_class_uid,

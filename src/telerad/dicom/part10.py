@@ -75,7 +75,7 @@ def dataset_offset(data: bytes | memoryview) -> int:
     if tag != (0x0002, 0x0000) or bytes(data[136:138]) != b"UL":
         raise InvalidDicom("File Meta Information does not start with its group length")
     (group_length,) = struct.unpack_from("<I", data, 140)
-    end = 144 + group_length
+    end = 144 + int(group_length)
     if end > len(data):
         raise InvalidDicom("truncated File Meta Information")
     return end
@@ -105,7 +105,9 @@ class _Walker:
 
     def _need(self, pos: int, n: int, end: int) -> None:
         if pos + n > end:
-            raise InvalidDicom(f"truncated data: {n} bytes needed at offset {pos}, {end - pos} left")
+            raise InvalidDicom(
+                f"truncated data: {n} bytes needed at offset {pos}, {end - pos} left"
+            )
 
     def header(self, pos: int, end: int) -> tuple[tuple[int, int], bytes | None, int, int]:
         """(tag, VR or None, value length, offset of the value)."""

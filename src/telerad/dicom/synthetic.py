@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 #: Root for the UIDs telerad generates (pydicom's root plus a fixed arc; see PS3.5 §9).
 UID_PREFIX = "1.2.826.0.1.3680043.8.498.77."
@@ -60,7 +65,9 @@ def _phantom(rows: int, columns: int, index: int, slices: int, rng: np.random.Ge
 def instance(study: SyntheticStudy, index: int) -> Dataset:
     """The ``index``-th slice (0-based) of ``study`` as a Part-10-ready dataset."""
     rng = np.random.default_rng(study.seed * 100_003 + index)
-    sop_instance_uid = generate_uid(UID_PREFIX, entropy_srcs=[study.series_instance_uid, str(index)])
+    sop_instance_uid = generate_uid(
+        UID_PREFIX, entropy_srcs=[study.series_instance_uid, str(index)]
+    )
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_instance_uid

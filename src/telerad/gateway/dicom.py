@@ -55,14 +55,15 @@ class _StoreSink:
                 raise TooLarge("instance above the configured size limit")
             receipt = runtime.ingest(self.staged, sender=self.sender, expected=self.expected)
         except TeleradError as exc:
-            LOGGER.warning("C-STORE of %s from %s refused: %s (%s)", self.expected.sop_instance_uid,
-                           self.sender.ae_title, exc.code, exc.message)
+            LOGGER.warning("C-STORE of %s from %s refused: %s (%s)",
+                           self.expected.sop_instance_uid, self.sender.ae_title, exc.code,
+                           exc.message)
             return exc.dimse_status, exc.message
         except Exception:
             LOGGER.exception("C-STORE of %s failed", self.expected.sop_instance_uid)
             return StorageFailure.dimse_status, "internal error while storing"
         if receipt.outcome == intake.Outcome.CONFLICT:
-            return InstanceConflict.dimse_status, "SOP Instance UID already stored with other content"
+            return InstanceConflict.dimse_status, "SOP Instance UID stored with other content"
         return 0x0000, ""
 
     def abort(self) -> None:
@@ -90,7 +91,9 @@ class _Handler:
         return _StoreSink(
             runtime=self.runtime,
             sender=self.sender,
-            expected=intake.Expected(sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid),
+            expected=intake.Expected(
+                sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid
+            ),
             staged=staged,
         )
 

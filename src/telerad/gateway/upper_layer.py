@@ -13,6 +13,7 @@ presentation contexts and role selection, encoding the A-ASSOCIATE-AC. DIMSE com
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -27,8 +28,9 @@ from pynetdicom.pdu_primitives import (
     ImplementationClassUIDNotification,
     ImplementationVersionNameNotification,
     MaximumLengthNotification,
+    SCP_SCU_RoleSelectionNegotiation,
 )
-from pynetdicom.presentation import build_context, negotiate_as_acceptor
+from pynetdicom.presentation import PresentationContext, build_context, negotiate_as_acceptor
 from pynetdicom.sop_class import _STORAGE_CLASSES
 
 LOGGER = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ IMPLEMENTATION_VERSION_NAME = "TELERAD_010"
 #: Transfer syntaxes we accept and store as received (PS3.5 Annex A, §10): every one whose
 #: data set header pydicom can read — uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000,
 #: HTJ2K, RLE, and the encapsulated video ones.
-TRANSFER_SYNTAXES = [
+TRANSFER_SYNTAXES: list[str | pydicom_uid.UID] = [
     pydicom_uid.ExplicitVRLittleEndian,
     pydicom_uid.ImplicitVRLittleEndian,
     pydicom_uid.DeflatedExplicitVRLittleEndian,
@@ -179,7 +181,9 @@ def _p_data(context_id: int, command: bytes) -> bytes:
     )
 
 
-def _accepted_contexts(rq: A_ASSOCIATE) -> tuple[list[object], list[object]]:
+def _accepted_contexts(
+    rq: A_ASSOCIATE,
+) -> tuple[list[PresentationContext], list[SCP_SCU_RoleSelectionNegotiation]]:
     """Accept Verification and every storage (or private) SOP class in our syntaxes."""
     supported = []
     for cx in rq.presentation_context_definition_list:
@@ -187,14 +191,11 @@ def _accepted_contexts(rq: A_ASSOCIATE) -> tuple[list[object], list[object]]:
         if abstract == VERIFICATION_SOP_CLASS or abstract in _STORAGE_UIDS or abstract.is_private:
             supported.append(build_context(abstract, TRANSFER_SYNTAXES))
     roles = {
-        item.sop_class_uid: (item.scu_role, item.scp_role)
+        pydicom_uid.UID(str(item.sop_class_uid)): (item.scu_role, item.scp_role)
         for item in rq.user_information
-        if type(item).__name__ == "SCP_SCU_RoleSelectionNegotiation"
+        if isinstance(item, SCP_SCU_RoleSelectionNegotiation)
     }
-    results, role_items = negotiate_as_acceptor(
-        rq.presentation_context_definition_list, supported, roles or None
-    )
-    return results, role_items
+    return negotiate_as_acceptor(rq.presentation_context_definition_list, supported, roles or None)
 
 
 @dataclass
@@ -260,10 +261,8 @@ class Association:
             self.sock.close()
 
     def _send_quietly(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.sendall(data)
-        except OSError:
-            pass
 
     def _associate(self) -> bool:
         pdu_type, length = self._read_pdu_header()
@@ -279,7 +278,9 @@ class Association:
         try:
             if called != self.ae_title:
                 # PS3.8 §9.3.4: rejected-permanent, service-user, called AE title not recognized
-                raise AssociationRejected(0x01, 0x01, 0x07, f"called AE title {called!r} is not ours")
+                raise AssociationRejected(
+                    0x01, 0x01, 0x07, f"called AE title {called!r} is not ours"
+                )
             self._handler = self.acceptor(self.calling_ae_title, called, self.peer)
         except AssociationRejected as rejection:
             LOGGER.warning("association from %s (%s) rejected: %s",
@@ -288,9 +289,9 @@ class Association:
             return False
         results, role_items = _accepted_contexts(rq)
         self._contexts = {
-            int(cx.context_id): str(cx.transfer_syntax[0])  # type: ignore[attr-defined]
+            int(cx.context_id or 0): str(cx.transfer_syntax[0])
             for cx in results
-            if cx.result == 0x00  # type: ignore[attr-defined]
+            if cx.result == 0x00
         }
         ac = A_ASSOCIATE()
         ac.application_context_name = rq.application_context_name

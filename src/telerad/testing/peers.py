@@ -33,8 +33,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
-                  ) -> None:
+def wait_for_port(port: int, *, timeout: float = 30.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -52,7 +52,7 @@ def wait_for_http(url: str, *, timeout: float = 30.0,
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -75,6 +75,14 @@ def storescu(
             "127.0.0.1", str(port), *map(str, paths)]
     return subprocess.run(args, capture_output=True, text=True, env=dcmtk_env(), check=check,
                           timeout=timeout)
+
+
+def echoscu(*, port: int, calling: str, called: str = "TELERAD", timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+    """dcmtk ``echoscu`` (C-ECHO, PS3.7 §9.1.5) to 127.0.0.1:``port``."""
+    return subprocess.run(["echoscu", "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
+                          capture_output=True, text=True, env=dcmtk_env(), timeout=timeout,
+                          check=False)
 
 
 def telerad_command(*args: str, data_dir: Path, env: dict[str, str] | None = None,
@@ -207,10 +215,23 @@ class Orthanc:
 
     def request(self, method: str, path: str, body: object | None = None) -> object:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)  # noqa: S310
-        with urllib.request.urlopen(req, timeout=600) as response:  # noqa: S310 - loopback
+        req = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=600) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
+
+    def upload(self, data: bytes) -> dict[str, object]:
+        """``POST /instances`` of one Part-10 file; Orthanc's answer (ID, Status, ...)."""
+        req = urllib.request.Request(f"{self.base_url}/instances", data=data, method="POST",
+                                     headers={"Content-Type": "application/dicom"})
+        with urllib.request.urlopen(req, timeout=600) as response:
+            answer = json.loads(response.read())
+        assert isinstance(answer, dict)
+        return answer
+
+    def log(self) -> str:
+        path = self.root / "orthanc.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -229,12 +250,16 @@ class Orthanc:
 
 
 @contextlib.contextmanager
-def storescp(folder: Path, *, port: int | None = None, pdu: int = 131072) -> Iterator[int]:
-    """dcmtk ``storescp`` writing to ``folder``: the native floor for ingest speed."""
+def storescp(folder: Path, *, port: int | None = None, pdu: int = 131072,
+             extra: Sequence[str] = (), keep: bool = False) -> Iterator[int]:
+    """dcmtk ``storescp`` (AE title STORESCP) writing to ``folder``: the native floor for
+    ingest speed, and with ``extra=("+B", "+xa")`` a witness of the exact bytes a peer sent
+    (bit-preserving, every transfer syntax accepted). ``folder`` is removed on exit unless
+    ``keep``."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        ["storescp", "-od", str(folder), "-pdu", str(pdu),
+        ["storescp", "-od", str(folder), "-pdu", str(pdu), *extra,
          "-aet", "STORESCP", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dcmtk_env(),
     )
@@ -244,4 +269,5 @@ def storescp(folder: Path, *, port: int | None = None, pdu: int = 131072) -> Ite
     finally:
         process.terminate()
         process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -60,6 +60,10 @@ DCMTK_MADE: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: SOP Class, SOP Instance, Study Instance and Series Instance UID, in this order.
+_UID_TAGS = (0x00080016, 0x00080018, 0x0020000D, 0x0020000E)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SampleFile:
     """One Part-10 file of an instance, with what a test needs to know about it."""
@@ -97,7 +101,8 @@ def _dcmtk_parses(path: Path) -> bool:
     dcmdump = shutil.which("dcmdump")
     if dcmdump is None:
         return True
-    result = subprocess.run([dcmdump, "-q", "+E", str(path)], capture_output=True, timeout=60)
+    result = subprocess.run([dcmdump, "-q", "+E", str(path)], capture_output=True, timeout=60,
+                            check=False)
     return result.returncode == 0 and not result.stderr.strip()
 
 
@@ -111,8 +116,11 @@ def describe(path: Path, origin: str) -> SampleFile | None:
             ds = dcmread(path)
             meta = ds.file_meta
             ts = str(meta.TransferSyntaxUID)
-            uids = [str(ds[k].value) for k in (
-                "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")]
+            # UIDs written with VR UN (PS3.5 §6.2.2) are left out: dcmtk's storescu does
+            # not find them either, and no archive must guess them.
+            if any(getattr(ds.get_item(tag), "VR", "UN") == "UN" for tag in _UID_TAGS):
+                return None
+            uids = [str(ds[tag].value) for tag in _UID_TAGS]
             media_uid = str(meta.get("MediaStorageSOPInstanceUID", ""))
     except Exception:  # not DICOM, not Part-10, or missing one of the UIDs
         return None
@@ -186,14 +194,30 @@ def storescu_profile(samples: Iterable[SampleFile], path: Path, *, profile: str 
     pairs = sorted({(s.sop_class_uid, s.transfer_syntax_uid) for s in samples})
     if len(pairs) > 128:  # presentation context ids are odd numbers 1..255 (PS3.8 §9.3.2.2)
         raise ValueError("more than 128 presentation contexts")
-    syntaxes = sorted({ts for _cls, ts in pairs})
-    names = {ts: f"TS{i}" for i, ts in enumerate(syntaxes)}
+    return _write_profile(path, profile, [(cls, [ts]) for cls, ts in pairs])
+
+
+def storescp_profile(samples: Iterable[SampleFile], path: Path, *, profile: str = "ASRECEIVED"
+                     ) -> tuple[Path, str]:
+    """The acceptor's side of :func:`storescu_profile` (``storescp -xf PATH PROFILE``): each
+    SOP Class once, with every transfer syntax its files use."""
+    by_class: dict[str, set[str]] = {}
+    for sample in samples:
+        by_class.setdefault(sample.sop_class_uid, set()).add(sample.transfer_syntax_uid)
+    return _write_profile(path, profile, [(cls, sorted(ts)) for cls, ts in sorted(by_class.items())])
+
+
+def _write_profile(path: Path, profile: str, contexts: list[tuple[str, list[str]]]
+                   ) -> tuple[Path, str]:
+    groups = sorted({tuple(syntaxes) for _cls, syntaxes in contexts})
+    names = {group: f"TS{i}" for i, group in enumerate(groups)}
     lines = ["[[TransferSyntaxes]]"]
-    for ts in syntaxes:
-        lines += [f"[{names[ts]}]", f"TransferSyntax1 = {ts}"]
+    for group in groups:
+        lines.append(f"[{names[group]}]")
+        lines += [f"TransferSyntax{i} = {ts}" for i, ts in enumerate(group, start=1)]
     lines += ["[[PresentationContexts]]", "[CONTEXTS]"]
-    lines += [f"PresentationContext{i} = {cls}\\{names[ts]}"
-              for i, (cls, ts) in enumerate(pairs, start=1)]
+    lines += [f"PresentationContext{i} = {cls}\\{names[tuple(syntaxes)]}"
+              for i, (cls, syntaxes) in enumerate(contexts, start=1)]
     lines += ["[[Profiles]]", f"[{profile}]", "PresentationContexts = CONTEXTS"]
     path.write_text("\n".join(lines) + "\n")
     return path, profile

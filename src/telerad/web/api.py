@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from telerad.archive import queries
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
 from telerad.web.auth import current_actor, runtime_of
-from fastapi import Request
 
 router = APIRouter(tags=["archive"])
 
