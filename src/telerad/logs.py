@@ -16,3 +16,4 @@ def configure(level: str = "INFO") -> None:
     # pynetdicom logs every PDU at INFO/DEBUG, with patient attributes: keep it quiet.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
 from telerad.archive.blobstore import BlobStore, FolderBlobStore, StagedBlob
+from telerad.audit import service as audit
 from telerad.clock import Clock, SystemClock
 from telerad.config import Settings
 from telerad.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -50,6 +51,16 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def audit(
+        self, who: audit.Who, action: audit.Action, *, study_instance_uid: str = "",
+        detail: dict[str, object] | None = None, outcome: str = "success",
+    ) -> None:
+        """Record an access to patient data in its own committed transaction (for reads;
+        writes record their event in their own transaction)."""
+        with transaction(self.sessions) as session:
+            audit.record(session, who=who, action=action, now=self.clock.now(),
+                         study_instance_uid=study_instance_uid, detail=detail, outcome=outcome)
 
     def ingest(
         self, staged: StagedBlob, *, sender: intake.Sender, expected: intake.Expected | None = None

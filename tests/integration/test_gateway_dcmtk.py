@@ -217,11 +217,10 @@ def test_retired_storage_sop_class_is_accepted(served: Served) -> None:
     contexts = {(sample.sop_class_uid, sample.transfer_syntax_uid)}
     with raw_association(served.server.dicom_port, calling=SENDER_AE,
                          contexts=contexts) as assoc:
-        assert assoc.is_established
-        accepted = [cx for cx in assoc.accepted_contexts
-                    if cx.abstract_syntax == sample.sop_class_uid]
-        assert accepted, (f"{UID(sample.sop_class_uid).name} ({sample.sop_class_uid}) "
-                          "refused at negotiation")
+        # pynetdicom aborts an association in which no context was accepted
+        assert assoc.is_established, (
+            f"{UID(sample.sop_class_uid).name} ({sample.sop_class_uid}) of {sample.name} "
+            "refused at negotiation")
         assert store_status(assoc, sample.path) == 0x0000
     with open_archive(served.server) as archive:
         instance = archive.instances()[sample.sop_instance_uid]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -161,3 +162,12 @@ def instance_metadata(
     if not rows:
         raise NotFound("no such series or instance in this study")
     return rows
+
+
+def scoped_select(scope: Scope, *columns: Any) -> Select[Any]:
+    """``SELECT columns FROM studies`` limited to what ``scope`` may see.
+
+    The caller joins series and instances to ``studies``; the scope stays the one of
+    :func:`scoped_studies` (its WHERE clause is kept, only the selected columns change).
+    """
+    return scoped_studies(scope).with_only_columns(*columns, maintain_column_froms=True)

@@ -138,8 +138,11 @@ def index_instance(
     site_id: int | None,
     now: dt.datetime,
     stable_age: float,
-) -> int:
-    """Index a newly stored instance; return its id. The caller checked it is new."""
+) -> tuple[int, bool]:
+    """Index a newly stored instance; return its id and whether its study is new.
+
+    The caller checked that the instance is new.
+    """
     when = _when(now, session)
     study_row = _first(session, "find_study", uid=header.study_instance_uid)
     created = study_row is None
@@ -192,7 +195,7 @@ def index_instance(
             now=now,
             run_at=now + dt.timedelta(seconds=stable_age),
         )
-    return instance_id
+    return instance_id, created
 
 
 def record_conflict(

@@ -7,7 +7,9 @@ import time
 
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from rich.console import Console
+from sqlalchemy import select
 
+from telerad.archive.models import Study, StudyStatus
 from telerad.auth.service import create_token
 from telerad.cli.server import run_server
 from telerad.db import transaction
@@ -33,6 +35,21 @@ def _prepare(runtime: Runtime) -> str:
     return token
 
 
+def _wait_complete(runtime: Runtime, study_instance_uid: str, console: Console) -> None:
+    deadline = time.monotonic() + runtime.settings.stable_age + 30
+    while time.monotonic() < deadline:
+        with transaction(runtime.sessions, readonly=True) as session:
+            study = session.scalar(
+                select(Study).where(Study.study_instance_uid == study_instance_uid)
+            )
+            if study is not None and study.status == StudyStatus.COMPLETE:
+                console.print(f"[green]study complete[/green]: {study.number_of_instances} "
+                              f"images, {study.number_of_series} series")
+                return
+        time.sleep(0.5)
+    console.print("[yellow]the study is not complete yet; is the worker running?[/yellow]")
+
+
 def run_demo(
     runtime: Runtime, *, http_host: str, http_port: int, dicom_host: str, dicom_port: int,
     slices: int, console: Console,
@@ -51,12 +68,17 @@ def run_demo(
         )
         console.print(
             f"[green]stored {sent} images in {time.perf_counter() - started:.1f} s[/green]; "
-            f"the study completes {runtime.settings.stable_age:g} s after its last image.\n"
+            f"the study completes {runtime.settings.stable_age:g} s after its last image.",
+            soft_wrap=True,
+        )
+        _wait_complete(runtime, study.study_instance_uid, console)
+        console.print(
             f"  token:    {token}\n"
             f"  studies:  curl -H 'Authorization: Bearer {token}' {base}/api/studies\n"
             f"  QIDO-RS:  curl -H 'Authorization: Bearer {token}' {base}/dicomweb/studies\n"
             f"  API docs: {base}/docs\n"
-            f"Press Ctrl-C to stop."
+            f"Press Ctrl-C to stop.",
+            soft_wrap=True,
         )
 
     run_server(

@@ -22,9 +22,12 @@ app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (hospitals) and their senders' AE titles.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens for HTTP clients.", no_args_is_help=True)
 db_app = typer.Typer(help="The index database.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail of every access to patient data.",
+                        no_args_is_help=True)
 app.add_typer(site_app, name="site")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -139,6 +142,23 @@ def db_upgrade(data_dir: DataDir) -> None:
     """Create or migrate the database to the newest schema."""
     _open(data_dir).close()
     typer.echo("database is up to date")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir) -> None:
+    """Check the hash chain of the audit trail; exit 1 and list the breaks if it was edited."""
+    from telerad.audit.service import count, verify  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    with transaction(runtime.sessions, readonly=True) as session:
+        total = count(session)
+        breaks = list(verify(session))
+    for item in breaks[:100]:
+        typer.echo(f"event #{item.event_id}: {item.reason}")
+    if breaks:
+        console.print(f"[red]audit trail altered[/red]: {len(breaks)} break(s) in {total} events")
+        raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {total} events")
 
 
 @app.command()

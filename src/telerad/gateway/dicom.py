@@ -37,22 +37,28 @@ class _StoreSink:
     sender: intake.Sender
     expected: intake.Expected
     staged: StagedBlob
-    too_large: bool = False
+    #: Why the data set is refused already (too large, disk full); answered at its end.
+    refused: TeleradError | None = None
 
     def write(self, fragment: memoryview) -> None:
-        if self.too_large:
+        if self.refused is not None:
             return  # keep reading so the association stays usable; answer at the end
-        if self.staged.size + len(fragment) > self.runtime.settings.max_upload_bytes:
-            self.too_large = True
+        try:
+            if self.staged.size + len(fragment) > self.runtime.settings.max_upload_bytes:
+                raise TooLarge("instance above the configured size limit")
+            self.staged.write(fragment)
+        except (TeleradError, OSError) as exc:
+            LOGGER.warning("C-STORE of %s: cannot keep receiving: %s",
+                           self.expected.sop_instance_uid, type(exc).__name__)
+            self.refused = exc if isinstance(exc, TeleradError) else StorageFailure(
+                "cannot write the received data")
             self.staged.discard()
-            return
-        self.staged.write(fragment)
 
     def finish(self) -> tuple[int, str]:
         runtime = self.runtime
         try:
-            if self.too_large:
-                raise TooLarge("instance above the configured size limit")
+            if self.refused is not None:
+                raise self.refused
             receipt = runtime.ingest(self.staged, sender=self.sender, expected=self.expected)
         except TeleradError as exc:
             LOGGER.warning("C-STORE of %s from %s refused: %s (%s)",
@@ -67,7 +73,7 @@ class _StoreSink:
         return 0x0000, ""
 
     def abort(self) -> None:
-        if not self.too_large:
+        if self.refused is None:
             self.staged.discard()
 
 

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import telerad.archive.models
+import telerad.audit.models
 import telerad.auth.models
 import telerad.jobs
 import telerad.workflow.sites.models  # noqa: F401 - registers the tables

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,18 @@ from pynetdicom.presentation import build_context
 
 from telerad.dicom.part10 import PREAMBLE
 
+_lock = threading.Lock()
+_users = 0
+_default = _config.STORE_SEND_CHUNKED_DATASET
+
+
+def _chunked(delta: int) -> None:
+    """pynetdicom's switch is global: on while any raw association (in any thread) is open."""
+    global _users  # noqa: PLW0603 - one process-wide switch
+    with _lock:
+        _users += delta
+        _config.STORE_SEND_CHUNKED_DATASET = True if _users else _default
+
 
 @contextlib.contextmanager
 def raw_association(
@@ -30,8 +43,7 @@ def raw_association(
 ) -> Iterator[Association]:
     """An association proposing each (SOP Class, transfer syntax) in its own context; file
     paths given to ``send_c_store`` are sent as raw bytes. Released (or aborted) on exit."""
-    previous = _config.STORE_SEND_CHUNKED_DATASET
-    _config.STORE_SEND_CHUNKED_DATASET = True
+    _chunked(+1)
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     pairs = sorted(set(contexts))
@@ -44,7 +56,7 @@ def raw_association(
     finally:
         if assoc.is_established:
             assoc.release()
-        _config.STORE_SEND_CHUNKED_DATASET = previous
+        _chunked(-1)
         ae.shutdown()
 
 

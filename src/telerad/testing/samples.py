@@ -204,7 +204,8 @@ def storescp_profile(samples: Iterable[SampleFile], path: Path, *, profile: str 
     by_class: dict[str, set[str]] = {}
     for sample in samples:
         by_class.setdefault(sample.sop_class_uid, set()).add(sample.transfer_syntax_uid)
-    return _write_profile(path, profile, [(cls, sorted(ts)) for cls, ts in sorted(by_class.items())])
+    contexts = [(cls, sorted(syntaxes)) for cls, syntaxes in sorted(by_class.items())]
+    return _write_profile(path, profile, contexts)
 
 
 def _write_profile(path: Path, profile: str, contexts: list[tuple[str, list[str]]]

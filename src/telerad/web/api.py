@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from telerad.archive import queries
+from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
-from telerad.web.auth import current_actor, runtime_of
+from telerad.web.auth import current_actor, runtime_of, source_of
 
 router = APIRouter(tags=["archive"])
 
@@ -58,7 +59,10 @@ def list_studies(
 ) -> list[StudyOut]:
     """Studies, newest arrival first, with their completeness."""
     actor.scope.require(Permission.ARCHIVE_READ)
-    with transaction(runtime_of(request).sessions, readonly=True) as session:
+    runtime = runtime_of(request)
+    runtime.audit(who_for(actor, source_of(request)), Action.SEARCH,
+                  detail={"route": "api/studies", "status": status, "offset": offset})
+    with transaction(runtime.sessions, readonly=True) as session:
         rows = queries.list_studies(session, scope=actor.scope, status=status, limit=limit,
                                     offset=offset)
     return [_out(row) for row in rows]
@@ -70,6 +74,10 @@ def get_study(
 ) -> StudyOut:
     """One study: first and last instance times, status (receiving, complete)."""
     actor.scope.require(Permission.ARCHIVE_READ)
-    with transaction(runtime_of(request).sessions, readonly=True) as session:
-        return _out(queries.get_study(session, scope=actor.scope,
-                                      study_instance_uid=study_instance_uid))
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions, readonly=True) as session:
+        study = _out(queries.get_study(session, scope=actor.scope,
+                                       study_instance_uid=study_instance_uid))
+    runtime.audit(who_for(actor, source_of(request)), Action.READ_METADATA,
+                  study_instance_uid=study_instance_uid, detail={"route": "api/studies/{uid}"})
+    return study

@@ -16,6 +16,11 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def source_of(request: Request) -> str:
+    """The client's address, for the audit trail."""
+    return request.client.host if request.client else ""
+
+
 def current_actor(request: Request) -> Actor:
     """FastAPI dependency: the actor behind ``Authorization: Bearer <token>``."""
     header = request.headers.get("authorization", "")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from telerad.archive import service as archive
 from telerad.archive.blobstore import BlobStore, StagedBlob, new_key, same_content
 from telerad.archive.models import Origin
+from telerad.audit import service as audit
 from telerad.dicom.header import InstanceHeader, read_instance
 from telerad.errors import TooLarge, UidMismatch
 
@@ -122,7 +123,7 @@ def receive_instance(
     existing = archive.find_instance(session, header.sop_instance_uid)
     instance_id: int | None
     if existing is None:
-        instance_id = archive.index_instance(
+        instance_id, new_study = archive.index_instance(
             session,
             header=header,
             blob_key=prepared.blob_key,
@@ -134,6 +135,8 @@ def receive_instance(
             stable_age=stable_age,
         )
         outcome = Outcome.STORED
+        if new_study:  # one event per study and sender; each instance row keeps its origin
+            _audit(session, sender, header, now, "success")
     elif same_content(store, existing.blob_key, prepared.blob_key):
         store.delete(prepared.blob_key)
         instance_id, outcome = existing.id, Outcome.ALREADY_STORED
@@ -151,6 +154,7 @@ def receive_instance(
             "conflict #%s: SOP Instance %s already stored with other bytes; first copy kept",
             conflict.id, header.sop_instance_uid,
         )
+        _audit(session, sender, header, now, "refused")
         instance_id, outcome = existing.id, Outcome.CONFLICT
     return Receipt(
         outcome=outcome,
@@ -159,4 +163,18 @@ def receive_instance(
         study_instance_uid=header.study_instance_uid,
         series_instance_uid=header.series_instance_uid,
         instance_id=instance_id,
+    )
+
+
+def _audit(session: Session, sender: Sender, header: InstanceHeader, now: dt.datetime,
+           outcome: str) -> None:
+    audit.record(
+        session,
+        who=audit.Who(kind=str(sender.origin), id=sender.ae_title or str(sender.origin),
+                      source=sender.ae_title),
+        action=audit.Action.STORE,
+        now=now,
+        study_instance_uid=header.study_instance_uid,
+        outcome=outcome,
+        detail={"site_id": sender.site_id, "sop_instance_uid": header.sop_instance_uid},
     )
