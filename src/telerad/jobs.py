@@ -28,8 +28,9 @@ LOGGER = logging.getLogger(__name__)
 
 #: Longest pause between two attempts of a failing job.
 MAX_BACKOFF = dt.timedelta(minutes=10)
-#: How long a claimed job stays reserved for its worker before another may take it.
-LEASE = dt.timedelta(minutes=5)
+#: How long a claimed job stays reserved for its worker before another may take it (a
+#: worker that died holds its jobs this long at most; handlers are idempotent).
+LEASE = dt.timedelta(seconds=60)
 
 
 class Job(Base):
@@ -121,7 +122,7 @@ def _claim(session: Session, now: dt.datetime, limit: int) -> list[Job]:
     return jobs
 
 
-def run_due(sessions: sessionmaker[Session], clock: Clock, *, limit: int = 50) -> int:
+def run_due(sessions: sessionmaker[Session], clock: Clock, *, limit: int = 10) -> int:
     """Run the jobs due now, each in its own transaction; return how many ran."""
     with transaction(sessions) as session:
         ids = [job.id for job in _claim(session, clock.now(), limit)]

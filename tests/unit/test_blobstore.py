@@ -62,9 +62,10 @@ def test_folder_refuses_keys_outside_its_root(tmp_path: Path) -> None:
 
 def test_same_content_ignores_the_meta_group(store: BlobStore) -> None:
     dataset = b"\x08\x00\x16\x00UI\x04\x001.2\x00"
-    a = file_meta(sop_class_uid="1.2", sop_instance_uid="1.2.3", transfer_syntax_uid="1.2.840.10008.1.2.1",
+    ts = "1.2.840.10008.1.2.1"
+    a = file_meta(sop_class_uid="1.2", sop_instance_uid="1.2.3", transfer_syntax_uid=ts,
                   source_ae_title="A") + dataset
-    b = file_meta(sop_class_uid="1.2", sop_instance_uid="1.2.3", transfer_syntax_uid="1.2.840.10008.1.2.1",
+    b = file_meta(sop_class_uid="1.2", sop_instance_uid="1.2.3", transfer_syntax_uid=ts,
                   source_ae_title="OTHER") + dataset
     c = a[:-2] + b"4\x00"
     ka, kb, kc = _commit(store, a), _commit(store, b), _commit(store, c)

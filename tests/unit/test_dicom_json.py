@@ -57,7 +57,9 @@ def test_pixel_data_is_a_bulk_data_uri_naming_the_instance() -> None:
     data = Path(get_testdata_file("CT_small.dcm") or "").read_bytes()
     header = read_instance_bytes(data)
     pixel = json.loads(header.metadata_json)["7FE00010"]
-    assert "Value" not in pixel and "InlineBinary" not in pixel
+    assert "Value" not in pixel
+    assert "InlineBinary" not in pixel
+    assert "BulkDataURI" in pixel
     assert pixel["BulkDataURI"] == (
         f"{BASE_URL_TOKEN}/studies/{header.study_instance_uid}/series/"
         f"{header.series_instance_uid}/instances/{header.sop_instance_uid}/bulkdata/7FE00010"

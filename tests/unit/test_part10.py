@@ -27,13 +27,15 @@ def _file(name: str) -> bytes:
 
 
 def _ts(data: bytes) -> str:
-    return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return str(ds.file_meta.TransferSyntaxUID)
 
 
 def test_file_meta_is_read_back_by_pydicom() -> None:
     meta = file_meta(sop_class_uid="1.2.840.10008.5.1.4.1.1.2", sop_instance_uid="1.2.3.4.5",
                      transfer_syntax_uid="1.2.840.10008.1.2.4.50", source_ae_title="CT01")
-    ds = pydicom.dcmread(io.BytesIO(meta + b"\x08\x00\x16\x00UI\x1a\x001.2.840.10008.5.1.4.1.1.2\x00"))
+    element = b"\x08\x00\x16\x00UI\x1a\x001.2.840.10008.5.1.4.1.1.2\x00"
+    ds = pydicom.dcmread(io.BytesIO(meta + element))
     assert ds.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4.5"
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
     assert ds.file_meta.SourceApplicationEntityTitle == "CT01"

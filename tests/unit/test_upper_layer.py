@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pynetdicom.dimse_messages import C_STORE_RQ as PynetdicomStoreRQ
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
-from pydicom.dataset import Dataset
 
 from telerad.gateway.upper_layer import (
     C_STORE_RQ,
