@@ -81,6 +81,24 @@ _SQL = {
         "modalities_in_study = :modalities WHERE id = :id"
     ),
     "study_modalities": "SELECT DISTINCT modality FROM series WHERE study_id = :id",
+    # PostgreSQL only: the usual case (study and series known) in one round trip.
+    "add_to_known_series": (
+        "WITH st AS (SELECT id, status FROM studies WHERE study_instance_uid = :study_uid), "
+        "se AS (SELECT id FROM series WHERE series_instance_uid = :series_uid), "
+        "ins AS (INSERT INTO instances (study_id, series_id, sop_instance_uid, sop_class_uid, "
+        "transfer_syntax_uid, instance_number, rows, columns, number_of_frames, blob_key, "
+        "size, received_at, origin, source_ae_title, metadata_json) SELECT st.id, se.id, :uid, "
+        ":sop_class_uid, :transfer_syntax_uid, :instance_number, :rows, :columns, "
+        ":number_of_frames, :blob_key, :size, :now, :origin, :source_ae_title, :metadata_json "
+        "FROM st, se RETURNING id, study_id, series_id), "
+        "s1 AS (UPDATE series SET number_of_instances = number_of_instances + 1, "
+        "first_instance_id = COALESCE(first_instance_id, (SELECT id FROM ins)) "
+        "WHERE id = (SELECT series_id FROM ins)), "
+        "s2 AS (UPDATE studies SET number_of_instances = number_of_instances + 1, "
+        "last_instance_at = :now, first_instance_id = COALESCE(first_instance_id, "
+        "(SELECT id FROM ins)) WHERE id = (SELECT study_id FROM ins)) "
+        "SELECT ins.id, ins.study_id, st.status FROM ins, st"
+    ),
     "reopen_study": (
         "UPDATE studies SET status = 'receiving', completed_at = NULL WHERE id = :id"
     ),
@@ -144,6 +162,22 @@ def index_instance(
     The caller checked that the instance is new.
     """
     when = _when(now, session)
+    instance_values = {
+        "uid": header.sop_instance_uid, "sop_class_uid": header.sop_class_uid,
+        "transfer_syntax_uid": header.transfer_syntax_uid,
+        "instance_number": header.instance_number, "rows": header.rows,
+        "columns": header.columns, "number_of_frames": header.number_of_frames,
+        "blob_key": blob_key, "size": size, "now": when, "origin": str(origin),
+        "source_ae_title": source_ae_title, "metadata_json": header.metadata_json,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        known = _first(session, "add_to_known_series", study_uid=header.study_instance_uid,
+                       series_uid=header.series_instance_uid, **instance_values)
+        if known is not None:
+            instance_id, study_id, status = int(known[0]), int(known[1]), str(known[2])
+            if status == StudyStatus.COMPLETE:
+                _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
+            return instance_id, False
     study_row = _first(session, "find_study", uid=header.study_instance_uid)
     created = study_row is None
     if study_row is None:
@@ -168,13 +202,7 @@ def index_instance(
     series_id = int(series_row[0])
 
     instance_id = int(_run(
-        session, "insert_instance", study_id=study_id, series_id=series_id,
-        uid=header.sop_instance_uid, sop_class_uid=header.sop_class_uid,
-        transfer_syntax_uid=header.transfer_syntax_uid,
-        instance_number=header.instance_number, rows=header.rows, columns=header.columns,
-        number_of_frames=header.number_of_frames, blob_key=blob_key, size=size, now=when,
-        origin=str(origin), source_ae_title=source_ae_title,
-        metadata_json=header.metadata_json,
+        session, "insert_instance", study_id=study_id, series_id=series_id, **instance_values
     ).scalar_one())
     _run(session, "count_series", id=series_id, instance_id=instance_id)
     _run(session, "count_study", id=study_id, instance_id=instance_id, now=when)
@@ -184,18 +212,28 @@ def index_instance(
         )
         _run(session, "new_series_of_study", id=study_id, modalities="\\".join(modalities))
     if previous_status == StudyStatus.COMPLETE:
-        # More images after completion: the study is receiving again and will complete anew.
-        _run(session, "reopen_study", id=study_id)
-    if created or previous_status == StudyStatus.COMPLETE:
-        # One stability check per arrival period; it reschedules itself (check_stable).
-        jobs.enqueue(
-            session,
-            kind=CHECK_STABLE,
-            payload={"study_id": study_id, "stable_age": stable_age},
-            now=now,
-            run_at=now + dt.timedelta(seconds=stable_age),
-        )
+        _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
+    elif created:
+        _schedule_check(session, study_id=study_id, now=now, stable_age=stable_age)
     return instance_id, created
+
+
+def _reopen(session: Session, *, study_id: int, now: dt.datetime, stable_age: float) -> None:
+    """More images after completion: the study is receiving again and will complete anew."""
+    _run(session, "reopen_study", id=study_id)
+    _schedule_check(session, study_id=study_id, now=now, stable_age=stable_age)
+
+
+def _schedule_check(session: Session, *, study_id: int, now: dt.datetime,
+                    stable_age: float) -> None:
+    """One stability check per arrival period; it reschedules itself (check_stable)."""
+    jobs.enqueue(
+        session,
+        kind=CHECK_STABLE,
+        payload={"study_id": study_id, "stable_age": stable_age},
+        now=now,
+        run_at=now + dt.timedelta(seconds=stable_age),
+    )
 
 
 def record_conflict(
