@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,13 @@ from telerad.testing.archive import (
     open_archive,
     wait_for_study_status,
 )
-from telerad.testing.dimse import garbage, part10_file, raw_association, store_status
+from telerad.testing.dimse import (
+    garbage,
+    part10_file,
+    raw_association,
+    send_part_of_store,
+    store_status,
+)
 from telerad.testing.peers import echoscu, storescp, storescu
 from tests.conftest import SENDER_AE, Served
 
@@ -33,6 +41,7 @@ pytestmark = [
     pytest.mark.peers,
     pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk is not installed"),
 ]
+
 
 def _is_failure(status: int | None) -> bool:
     """A C-STORE failure status (PS3.4 B.2.3: Axxx refused or error, Cxxx cannot
@@ -243,6 +252,7 @@ def test_duplicate_is_success_and_nothing_is_duplicated(served: Served, tmp_path
         assert archive.dataset(instance.blob_key) == file_dataset(path)
         assert archive.conflicts() == []
         assert archive.staged_files() == []
+        assert [counts[:2] for counts in archive.studies().values()] == [(1, 1)]
 
 
 def test_conflict_is_refused_and_the_first_copy_kept(served: Served, tmp_path: Path) -> None:
@@ -272,6 +282,7 @@ def test_conflict_is_refused_and_the_first_copy_kept(served: Served, tmp_path: P
         assert refused_key != instance.blob_key
         assert archive.dataset(refused_key) == file_dataset(other)
         assert archive.blob_keys() == {instance.blob_key, refused_key}
+        assert [counts[:2] for counts in archive.studies().values()] == [(1, 1)]
 
 
 # -- malformed data sets over DICOM ----------------------------------------------------------
@@ -293,11 +304,18 @@ def test_malformed_data_sets_fail_and_the_association_goes_on(served: Served, tm
                 sop_instance_uid="1.2.826.0.1.3680043.8.498.77.999.1",
                 transfer_syntax_uid=ExplicitVRLittleEndian, dataset=garbage(20_000))
 
+    # A whole data set announced under another SOP Instance UID (PS3.4 B.2.3: A900).
+    mismatched = tmp_path / "mismatched.dcm"
+    part10_file(mismatched, sop_class_uid=str(meta.MediaStorageSOPClassUID),
+                sop_instance_uid="1.2.826.0.1.3680043.8.498.77.999.2",
+                transfer_syntax_uid=ExplicitVRLittleEndian, dataset=file_dataset(good))
+
     context = {(str(meta.MediaStorageSOPClassUID), ExplicitVRLittleEndian)}
     with raw_association(served.server.dicom_port, calling=SENDER_AE, contexts=context) as assoc:
         assert assoc.is_established
         truncated_status = store_status(assoc, truncated)
         garbage_status = store_status(assoc, nonsense)
+        mismatched_status = store_status(assoc, mismatched)
         with open_archive(served.server) as archive:
             assert archive.instances() == {}
             assert archive.blob_keys() == set()
@@ -307,6 +325,7 @@ def test_malformed_data_sets_fail_and_the_association_goes_on(served: Served, tm
 
     assert _is_failure(truncated_status), hex(truncated_status or 0)
     assert _is_failure(garbage_status), hex(garbage_status or 0)
+    assert _is_failure(mismatched_status), hex(mismatched_status or 0)
     assert good_status == 0x0000
     with open_archive(served.server) as archive:
         stored = archive.instances()
@@ -314,3 +333,56 @@ def test_malformed_data_sets_fail_and_the_association_goes_on(served: Served, tm
         (instance,) = stored.values()
         assert archive.dataset(instance.blob_key) == file_dataset(good)
         assert archive.blob_keys() == {instance.blob_key}
+
+
+@pytest.mark.parametrize("ending", ["abort", "disconnect"])
+def test_association_ending_mid_data_set_leaves_nothing(served: Served, tmp_path: Path,
+                                                        ending: str) -> None:
+    """A sender that aborts (A-ABORT) or vanishes (TCP closed) half-way through an image:
+    nothing indexed, nothing committed, the staged part removed; the image can come again."""
+    (path,) = write_study(SyntheticStudy(slices=1, rows=256, columns=256), tmp_path / "ct")
+    meta = read_file_meta_info(path)
+    context = {(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))}
+    with raw_association(served.server.dicom_port, calling=SENDER_AE, contexts=context) as assoc:
+        assert assoc.is_established
+        send_part_of_store(assoc, path, dataset=file_dataset(path), fraction=0.6)
+        with open_archive(served.server) as archive:
+            _wait_until(lambda: len(archive.staged_files()) == 1)  # it is being received
+        if ending == "abort":
+            assoc.abort()
+        else:
+            assert assoc.dul.socket is not None
+            assoc.dul.socket.close()
+    with open_archive(served.server) as archive:
+        _wait_until(lambda: archive.staged_files() == [])
+        assert archive.instances() == {}
+        assert archive.blob_keys() == set()
+
+    with raw_association(served.server.dicom_port, calling=SENDER_AE, contexts=context) as assoc:
+        assert store_status(assoc, path) == 0x0000
+    with open_archive(served.server) as archive:
+        (instance,) = archive.instances().values()
+        assert archive.dataset(instance.blob_key) == file_dataset(path)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_sigterm_with_idle_associations_stops_promptly(served: Served) -> None:
+    """PACS keep associations open between sends (Orthanc for 5 s by default). SIGTERM must
+    not wait for the peers to hang up: running exchanges finish, idle associations end."""
+    verification = {("1.2.840.10008.1.1", "1.2.840.10008.1.2")}
+    port = served.server.dicom_port
+    with raw_association(port, calling=SENDER_AE, contexts=verification) as first, \
+            raw_association(port, calling=SENDER_AE, contexts=verification) as second:
+        assert first.is_established
+        assert second.is_established
+        assert first.send_c_echo().Status == second.send_c_echo().Status == 0x0000
+        started = time.monotonic()
+        assert served.server.stop() == 0
+        took = time.monotonic() - started
+    assert took < 12, f"telerad serve took {took:.1f} s to stop with two idle associations"

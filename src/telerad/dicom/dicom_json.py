@@ -94,6 +94,11 @@ def to_json(
             continue
         key = f"{element.tag:08X}"
         vr = element.vr if element.vr is not None else _implicit_vr(element.tag)
+        element_little = little
+        if vr == b"UN" and element.length != UNDEFINED_LENGTH and _implicit_vr(element.tag):
+            # An element sent as UN whose tag the dictionary knows is read with its real VR;
+            # its value is in Implicit VR Little Endian (PS3.5 §6.2.2), as pydicom does.
+            vr, element_little = _implicit_vr(element.tag), True
         if vr is None and (element.tag == PIXEL_DATA or (
                 element.length != UNDEFINED_LENGTH and element.length > bulk_data_threshold)):
             # Implicit VR with an ambiguous dictionary VR ("OB or OW"): Pixel Data is OW in
@@ -101,7 +106,7 @@ def to_json(
             vr = b"OW" if element.tag == PIXEL_DATA else b"UN"
         try:
             converted = None if vr is None else _convert(
-                element, vr, data, codec, bulk_data_threshold, bulk_uri, little)
+                element, vr, data, codec, bulk_data_threshold, bulk_uri, element_little)
         except (ValueError, UnicodeDecodeError, struct.error):
             converted = None
         if converted is None:

@@ -8,9 +8,11 @@ durable and the intake transaction committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from telerad.archive.blobstore import StagedBlob
@@ -114,7 +116,7 @@ class DicomGateway:
     ae_title: str
     _sock: socket.socket | None = None
     _thread: threading.Thread | None = None
-    _active: set[threading.Thread] = field(default_factory=set)
+    _active: dict[threading.Thread, Association] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -164,7 +166,7 @@ class DicomGateway:
             thread = threading.Thread(target=self._serve, args=(association,),
                                       name=f"dicom-{peer[0]}:{peer[1]}", daemon=True)
             with self._lock:
-                self._active.add(thread)
+                self._active[thread] = association
             thread.start()
 
     def _serve(self, association: Association) -> None:
@@ -172,16 +174,23 @@ class DicomGateway:
             association.run()
         finally:
             with self._lock:
-                self._active.discard(threading.current_thread())
+                self._active.pop(threading.current_thread(), None)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting; let running associations finish their current exchange."""
+        """Stop accepting; abort idle associations, let the others finish the instance they
+        are receiving, and give up on them all after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         if self._sock is not None:
             self._sock.close()
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            active = list(self._active)
-        for thread in active:
-            thread.join(timeout)
+            active = dict(self._active)
+        for association in active.values():
+            association.stop()
+        for thread, association in active.items():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():  # still receiving at the deadline: its sender will retry
+                with contextlib.suppress(OSError):
+                    association.sock.shutdown(socket.SHUT_RDWR)

@@ -31,7 +31,6 @@ from pynetdicom.pdu_primitives import (
     SCP_SCU_RoleSelectionNegotiation,
 )
 from pynetdicom.presentation import PresentationContext, build_context, negotiate_as_acceptor
-from pynetdicom.sop_class import _STORAGE_CLASSES
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,7 +48,18 @@ TRANSFER_SYNTAXES: list[str | pydicom_uid.UID] = [
     pydicom_uid.ExplicitVRBigEndian,
     *[ts for ts in pydicom_uid.AllTransferSyntaxes if pydicom_uid.UID(ts).is_compressed],
 ]
-_STORAGE_UIDS = frozenset(_STORAGE_CLASSES.values())
+#: Storage SOP Classes live under this root (PS3.4 Annex B.5; PS3.6 Annex A), retired and
+#: trial ones included: older modalities still send them.
+_STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."
+
+
+def is_storage_sop_class(uid: str) -> bool:
+    """Whether ``uid`` names a storage SOP class we accept: standard (current, retired or
+    not yet known to our dictionaries) or private."""
+    value = pydicom_uid.UID(uid)
+    return value.startswith(_STORAGE_ROOT) or value.is_private or (
+        value.type == "SOP Class" and "Storage" in value.name
+    )
 
 # PDU types (PS3.8 §9.3).
 A_ASSOCIATE_RQ_PDU, A_ASSOCIATE_RJ_PDU, P_DATA_TF_PDU = 0x01, 0x03, 0x04
@@ -188,7 +198,7 @@ def _accepted_contexts(
     supported = []
     for cx in rq.presentation_context_definition_list:
         abstract = pydicom_uid.UID(str(cx.abstract_syntax))
-        if abstract == VERIFICATION_SOP_CLASS or abstract in _STORAGE_UIDS or abstract.is_private:
+        if abstract == VERIFICATION_SOP_CLASS or is_storage_sop_class(abstract):
             supported.append(build_context(abstract, TRANSFER_SYNTAXES))
     roles = {
         pydicom_uid.UID(str(item.sop_class_uid)): (item.scu_role, item.scp_role)
@@ -224,6 +234,8 @@ class Association:
         self._handler: AssociationHandler | None = None
         self._message = _Message()
         self.calling_ae_title = ""
+        self._stopping = False
+        self._between_messages = True
 
     # -- socket helpers -------------------------------------------------------------------
     def _read_into(self, n: int) -> memoryview:
@@ -314,9 +326,26 @@ class Association:
                     self.calling_ae_title, self.peer[0], len(self._contexts))
         return True
 
+    def stop(self) -> None:
+        """Ask the association to end at its next message boundary (the server stops).
+
+        An idle association is aborted now; one receiving a data set finishes it first, so
+        that what is being stored is answered. Nothing unanswered was acknowledged.
+        """
+        self._stopping = True
+        if self._between_messages:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
+
     def _serve(self) -> None:
         while True:
+            message = self._message
+            self._between_messages = message.command is None and not message.command_bytes
+            if self._stopping and self._between_messages:
+                self._send_quietly(_abort_pdu(0x02, 0x00))
+                return
             pdu_type, length = self._read_pdu_header()
+            self._between_messages = False
             if pdu_type == P_DATA_TF_PDU:
                 if length > self.maximum_pdu_size + 6 and self.maximum_pdu_size:
                     raise ConnectionError("PDU above the negotiated maximum length")
