@@ -70,11 +70,11 @@ def _with_charset(charset: str, name: str, encoding: str) -> bytes:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
     uid = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.SpecificCharacterSet = charset
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
     ds.SOPInstanceUID = uid
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 
+from telerad.dicom.header import read_instance_bytes
 from telerad.dicom.part10 import check_complete, dataset_offset, file_meta, walk
 from telerad.dicom.synthetic import SyntheticStudy, instance
 from telerad.errors import InvalidDicom
@@ -66,15 +67,17 @@ def test_any_cut_is_refused(name: str) -> None:
 @settings(max_examples=60, deadline=None)
 @given(cut=st.integers(min_value=1, max_value=4000))
 def test_truncated_synthetic_slice_is_refused_wherever_cut(cut: int) -> None:
+    # A cut at an element boundary leaves a well-formed, shorter data set: the walk cannot
+    # see it, the image checks of read_instance (no or short pixel data) do.
     ds = instance(SyntheticStudy(slices=1, rows=32, columns=32), 0)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     data = buffer.getvalue()
     offset = dataset_offset(data)
-    check_complete(data, offset, "1.2.840.10008.1.2.1")
+    read_instance_bytes(data)
     if cut < len(data) - offset:
         with pytest.raises(InvalidDicom):
-            check_complete(data[: len(data) - cut], offset, "1.2.840.10008.1.2.1")
+            read_instance_bytes(data[: len(data) - cut])
 
 
 def test_deflated_dataset_cut_short_is_refused() -> None:

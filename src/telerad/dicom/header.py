@@ -122,6 +122,35 @@ def _meta(data: bytes, offset: int) -> dict[str, str]:
     }
 
 
+_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def _check_pixel_data(walked: WalkedDataset, js: dict[str, Any], sop_class_uid: str,
+                      transfer_syntax_uid: str) -> None:
+    """A file cut at an element boundary parses as a shorter data set; for images the
+    missing or short pixel data gives it away (PS3.3 C.7.6.3: Rows x Columns x Samples per
+    Pixel x Bits Allocated x Number of Frames)."""
+    pixel = next((e for e in walked.elements if e.tag in _PIXEL_DATA_TAGS), None)
+    if pixel is None:
+        if "00280010" in js or UID(sop_class_uid).name.endswith("Image Storage"):
+            raise InvalidDicom("an image without pixel data: the file is truncated")
+        return
+    if UID(transfer_syntax_uid).is_compressed or pixel.length == 0xFFFFFFFF:
+        return
+    rows, columns = _int(js, "00280010"), _int(js, "00280011")
+    bits, samples = _int(js, "00280100"), _int(js, "00280002") or 1
+    frames = _int(js, "00280008") or 1
+    if _text(js, "00280004") == "YBR_FULL_422":  # two chroma samples shared by two pixels
+        samples = 2
+    if not (rows and columns and bits) or pixel.tag != 0x7FE00010:
+        return
+    expected = (rows * columns * samples * frames * bits + 7) // 8
+    if pixel.length < expected:
+        raise InvalidDicom(
+            f"pixel data holds {pixel.length} bytes where {expected} are needed: truncated"
+        )
+
+
 def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
     """Validate a Part-10 instance and extract its header and DICOM JSON metadata.
 
@@ -174,6 +203,7 @@ def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
         raise InvalidDicom(
             f"cannot convert the header to DICOM JSON: {type(exc).__name__}"
         ) from exc
+    _check_pixel_data(walked, js, sop_class_uid, ts)
     return InstanceHeader(
         transfer_syntax_uid=ts,
         sop_class_uid=sop_class_uid,

@@ -35,7 +35,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
-from telerad.errors import InvalidDicom, InvalidQuery, NotFound
+from telerad.errors import InvalidDicom, InvalidQuery, NotFound, TeleradError
 
 PIXEL_DATA = 0x7FE00010
 #: Header values above this size stay on disk until used.
@@ -44,6 +44,14 @@ _DEFER = 4096
 MAX_SIDE = 8192
 #: Default bounding box of a thumbnail (PS3.18 §8.3.5: the size is the server's choice).
 THUMBNAIL_SIDE = 128
+
+
+class UndecodablePixelData(TeleradError):
+    """Stored pixel data that none of the installed decoders can decode (e.g. 12-bit JPEG
+    Extended without GDCM): it can still be sent as stored, not decoded or rendered."""
+
+    code = "undecodable_pixel_data"
+    http_status = 406
 
 
 class WindowFunction:
@@ -334,7 +342,11 @@ class PixelSource:
         """Frame ``index`` decoded as pydicom decodes it (YBR converted to RGB)."""
         if self._whole or (not self.encapsulated and self.bits_allocated < 8):
             # pydicom slices the frame itself; the whole value is in memory already.
-            return pixel_array(self.header, index=index if self.number_of_frames > 1 else None)
+            try:
+                return pixel_array(self.header,
+                                   index=index if self.number_of_frames > 1 else None)
+            except Exception as exc:
+                raise UndecodablePixelData(f"frame {index + 1} cannot be decoded here") from exc
         # A one-frame dataset with the Image Pixel module (PS3.3 §C.7.6.3, group 0028)
         # and this frame alone: decoding never touches the other frames.
         single = Dataset()
@@ -353,7 +365,10 @@ class PixelSource:
         try:
             return single.pixel_array
         except Exception as exc:
-            raise InvalidDicom(f"cannot decode frame {index + 1}: {type(exc).__name__}") from exc
+            raise UndecodablePixelData(
+                f"frame {index + 1} ({self.transfer_syntax_uid.name}) cannot be decoded here; "
+                "it can be retrieved as stored (transfer-syntax=*)"
+            ) from exc
 
     def native_frame(self, index: int) -> bytes:
         """Frame ``index`` uncompressed, as Explicit VR Little Endian pixel data holds it."""
