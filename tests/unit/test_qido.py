@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from telerad.archive import qido
 from telerad.archive.models import Instance, Series, Study
-from telerad.archive.qido import Level, parse_query, parse_range
+from telerad.archive.qido import Level, parse_range
 from telerad.auth.service import Permission, Scope
 from telerad.db import transaction
 from telerad.dicom.header import BASE_URL_TOKEN
+from telerad.dicomweb.qido_codec import element, parse_query, resolve_tag, to_dicom_json
 from telerad.errors import InvalidQuery
 from telerad.runtime import Runtime
 from telerad.workflow.sites.service import add_site
@@ -37,7 +38,7 @@ def test_keys_by_keyword_or_tag() -> None:
     by_tag = parse_query(Level.STUDY, [("00100020", "X")])
     assert by_keyword.filters == by_tag.filters
     assert by_keyword.filters[0].attribute.keyword == "PatientID"
-    assert qido.resolve_tag("0020000d") == 0x0020000D
+    assert resolve_tag("0020000d") == 0x0020000D
 
 
 @pytest.mark.parametrize(
@@ -152,15 +153,15 @@ def test_wildcards_escape_the_other_specials(dialect: str, value: str, operator:
 
 
 def test_dicom_json_elements() -> None:
-    assert qido.element("PN", "Yamada^Tarou=山田^太郎=やまだ^たろう") == {
+    assert element("PN", "Yamada^Tarou=山田^太郎=やまだ^たろう") == {
         "vr": "PN",
         "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎",
                    "Phonetic": "やまだ^たろう"}],
     }
-    assert qido.element("PN", "") == {"vr": "PN"}
-    assert qido.element("IS", 3) == {"vr": "IS", "Value": [3]}
-    assert qido.element("IS", None) == {"vr": "IS"}
-    assert qido.element("CS", "CT\\MR", multi_valued=True) == {"vr": "CS", "Value": ["CT", "MR"]}
+    assert element("PN", "") == {"vr": "PN"}
+    assert element("IS", 3) == {"vr": "IS", "Value": [3]}
+    assert element("IS", None) == {"vr": "IS"}
+    assert element("CS", "CT\\MR", multi_valued=True) == {"vr": "CS", "Value": ["CT", "MR"]}
 
 
 # -- matching on the index --------------------------------------------------------------
@@ -227,7 +228,13 @@ def search(runtime: Runtime, level: Level, params: list[tuple[str, str]], *,
            scope: Scope = ALL, **where: str) -> list[dict[str, Any]]:
     query = parse_query(level, params)
     with transaction(runtime.sessions, readonly=True) as session:
-        return qido.search(session, scope=scope, query=query, **where).datasets
+        return datasets(qido.search(session, scope=scope, query=query, **where))
+
+
+def datasets(result: qido.QidoResult) -> list[dict[str, Any]]:
+    """The results as the HTTP edge writes them (DICOM JSON), read back."""
+    out: list[dict[str, Any]] = json.loads(to_dicom_json(result))
+    return out
 
 
 def uids(results: list[dict[str, Any]], tag: str = "0020000D") -> list[str]:
@@ -324,8 +331,8 @@ def test_includefield_reads_the_first_instance(index: Runtime) -> None:
 def test_series_levels(index: Runtime) -> None:
     within = parse_query(Level.SERIES, [], within=Level.STUDY)
     with transaction(index.sessions, readonly=True) as session:
-        (series,) = qido.search(session, scope=ALL, query=within,
-                                study_instance_uid="1.2.2").datasets
+        found = qido.search(session, scope=ALL, query=within, study_instance_uid="1.2.2")
+    (series,) = datasets(found)
     assert series["0020000E"]["Value"] == ["1.2.2.1"]
     assert series["00080060"]["Value"] == ["CT"]
     assert series["00201209"]["Value"] == [2]
@@ -361,7 +368,7 @@ def test_server_maximum_is_reported(index: Runtime, monkeypatch: pytest.MonkeyPa
     query = parse_query(Level.STUDY, [])
     with transaction(index.sessions, readonly=True) as session:
         result = qido.search(session, scope=ALL, query=query)
-    assert len(result.datasets) == 3
+    assert len(result.matches) == 3
     assert result.truncated
     asked = parse_query(Level.STUDY, [("limit", "3")])
     with transaction(index.sessions, readonly=True) as session:

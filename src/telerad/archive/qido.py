@@ -1,45 +1,37 @@
-"""QIDO-RS on the archive's index: query parameters → one scoped SQL query → DICOM JSON.
+"""QIDO-RS on the archive's index: a parsed query → one scoped SQL query → the matches.
 
 Matching follows PS3.18 §8.3.4 and PS3.4 §C.2.2.2 on the attributes the index holds:
 single value, universal (empty or ``*``), wildcard (``*`` and ``?`` on string VRs), range
 (DA, TM; DT parsing is ready for when a DT attribute is indexed), UID list (comma or
-backslash), and ModalitiesInStudy "any of". Keys are DICOM keywords or tags; a key the
-index cannot match is refused (400) rather than silently ignored, so that a client never
-takes an unfiltered answer for a filtered one.
+backslash), and ModalitiesInStudy "any of". The HTTP edge parses the query parameters
+(:mod:`telerad.dicomweb.qido_codec`) into a :class:`QidoQuery` of the attributes below.
 
 Results carry the attributes of PS3.18 Tables 10.6.3-3 (study), -4 (series) and -5
-(instance) from the index; any other attribute asked by ``includefield`` comes from the
-DICOM JSON stored at ingest for the first instance of the study or series (or for the
-instance itself), fetched by the same query. RetrieveURLs hold ``BASE_URL_TOKEN``; the HTTP
-edge puts its own base URL in.
+(instance) from the index; for any other attribute asked by ``includefield`` the same query
+fetches the DICOM JSON stored at ingest for the first instance of the study or series (or
+for the instance itself). The edge writes the results as DICOM JSON.
 """
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from sqlalchemy import ColumnElement, and_, func, literal, or_
 from sqlalchemy.orm import Session, aliased
 
 from telerad.archive.models import Instance, Series, Study
 from telerad.archive.queries import scoped_select
 from telerad.auth.service import Scope
-from telerad.dicom.header import BASE_URL_TOKEN
 from telerad.errors import InvalidQuery
 
 #: Most results of one query; more are paged with ``offset`` (PS3.18 §8.3.4.4).
 MAX_RESULTS = 5000
-#: PS3.18 §8.3.4: the query parameters that are not attribute matches.
-_CONTROL = frozenset({"includefield", "limit", "offset", "fuzzymatching"})
-_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-_CS = re.compile(r"[A-Z0-9 _]{1,16}")
 _DA = re.compile(r"\d{8}")
 _TM = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 _DT = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?")
@@ -147,11 +139,6 @@ BY_TAG: dict[int, Attribute] = {a.tag: a for a in ATTRIBUTES}
 #: Retrieve URL (0008,1190) of the result's own level (PS3.18 §10.6.3.3).
 RETRIEVE_URL = 0x00081190
 _STUDY_UID, _SERIES_UID = 0x0020000D, 0x0020000E
-#: What ``includefield=all`` never copies from a first instance's header at the study and
-#: series levels: the attributes of lower levels the index knows, and the instance's own.
-_INSTANCE_ONLY = frozenset({0x00080016, 0x00080018, 0x00200013, 0x00280008, 0x00280010,
-                            0x00280011, 0x00083002, 0x00080008, 0x00200032, 0x00200037,
-                            0x00201041, 0x00080022, 0x00080032, 0x00080023, 0x00080033})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,118 +166,37 @@ class QidoQuery:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QidoMatch:
+    """One matching study, series or instance, as the index has it."""
+
+    #: Study, series, instance UIDs down to the result's level.
+    uids: tuple[str, ...]
+    #: Index values of the returned attributes held by the index, by tag.
+    values: dict[int, object]
+    #: The stored DICOM JSON of the first instance (or of the instance), when needed.
+    stored_json: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class QidoResult:
-    datasets: list[dict[str, Any]]
+    """What a query found, and what each result must show."""
+
+    level: Level
+    attributes: list[Attribute]
+    #: Tags asked by includefield that the index does not hold (from the stored JSON).
+    extra: list[int]
+    include_all: bool
+    matches: list[QidoMatch]
     #: More results exist beyond the server's maximum (PS3.18 §8.3.4.4: Warning 299).
     truncated: bool
 
 
-# -- parsing ----------------------------------------------------------------------------
+# -- values ---------------------------------------------------------------------------
 
 
-def resolve_tag(key: str) -> int:
-    """A keyword (``PatientID``) or tag (``00100020``) → the tag; InvalidQuery otherwise."""
-    if _TAG.fullmatch(key):
-        return int(key, 16)
-    if "." in key:
-        raise InvalidQuery(f"{key!r}: sequence attribute paths are not supported")
-    tag = tag_for_keyword(key)
-    if tag is None:
-        raise InvalidQuery(
-            f"unknown query parameter {key!r}: not a DICOM keyword or tag, nor one of "
-            f"{', '.join(sorted(_CONTROL))}"
-        )
-    return int(tag)
-
-
-def _name(tag: int) -> str:
-    keyword = keyword_for_tag(tag)
-    return f"{keyword} ({tag:08X})" if keyword else f"({tag:08X})"
-
-
-def _nonnegative(name: str, text: str, *, minimum: int) -> int:
-    if not text.isdigit() or int(text) < minimum:
-        raise InvalidQuery(f"{name} must be an integer of at least {minimum}, not {text!r}")
-    return int(text)
-
-
-def parse_query(
-    level: Level, params: Iterable[tuple[str, str]], *, within: Level | None = None
-) -> QidoQuery:
-    """Parse the query parameters of a QIDO-RS request at ``level`` (PS3.18 §8.3.4)."""
-    filters: dict[int, Filter] = {}
-    include: set[int] = set()
-    include_all = False
-    limit: int | None = None
-    offset = 0
-    for key, value in params:
-        lowered = key.lower()
-        if lowered == "includefield":
-            for raw in re.split(r"[,\\]", value):
-                item = raw.strip()
-                if item.lower() == "all":
-                    include_all = True
-                elif item:
-                    include.add(resolve_tag(item))
-        elif lowered == "limit":
-            limit = min(_nonnegative("limit", value, minimum=1), 10**9)
-        elif lowered == "offset":
-            offset = min(_nonnegative("offset", value, minimum=0), 10**12)
-        elif lowered == "fuzzymatching":
-            if value.lower() not in ("true", "false"):
-                raise InvalidQuery("fuzzymatching must be true or false")
-            # Accepted and ignored: matching is literal (PS3.18 §8.3.4.2 lets a server
-            # not support fuzzy matching of person names).
-        else:
-            tag = resolve_tag(key)
-            attribute = BY_TAG.get(tag)
-            if attribute is None or attribute.level > level or attribute.matching is M.NONE:
-                raise InvalidQuery(
-                    f"cannot match on {_name(tag)} at the {level.name.lower()} level; "
-                    f"matching keys: {', '.join(matchable(level))}"
-                )
-            if tag in filters:
-                raise InvalidQuery(f"{_name(tag)} is given more than once")
-            _check_value(attribute, value)
-            filters[tag] = Filter(attribute=attribute, value=value)
-    return QidoQuery(
-        level=level, within=within, filters=tuple(filters.values()),
-        include=frozenset(include), include_all=include_all,
-        limit=min(limit or MAX_RESULTS, MAX_RESULTS), offset=offset,
-        server_limited=limit is None or limit > MAX_RESULTS,
-    )
-
-
-def matchable(level: Level) -> list[str]:
-    """Keywords a query at ``level`` may match on."""
-    return [a.keyword for a in ATTRIBUTES if a.level <= level and a.matching is not M.NONE]
-
-
-def _universal(value: str) -> bool:
+def universal(value: str) -> bool:
+    """Universal matching (PS3.4 §C.2.2.2.3): an empty value, or ``*`` alone."""
     return value in ("", "*")
-
-
-def _check_value(attribute: Attribute, value: str) -> None:
-    """Fail early, with the attribute's name, on a value its matching cannot take."""
-    if _universal(value):
-        return
-    name = attribute.keyword
-    matching = attribute.matching
-    if matching in (M.TEXT, M.PERSON_NAME) and "\\" in value:
-        raise InvalidQuery(f"{name}: multiple values are only allowed for UIDs and "
-                           "ModalitiesInStudy")
-    if matching is M.UID_LIST:
-        uid_list(value, name=name)
-    elif matching is M.DATE:
-        parse_range("DA", value, name=name)
-    elif matching is M.TIME:
-        parse_range("TM", value, name=name)
-    elif matching is M.INTEGER and not re.fullmatch(r"[+-]?\d{1,10}", value.strip()):
-        raise InvalidQuery(f"{name} must be an integer, not {value!r}")
-    elif matching is M.ANY_OF:
-        for item in re.split(r"[,\\]", value):
-            if not _CS.fullmatch(item.strip()):
-                raise InvalidQuery(f"{name}: {item!r} is not a code string value")
 
 
 def uid_list(value: str, *, name: str = "UID") -> list[str]:
@@ -317,6 +223,24 @@ def _upper(value: str, maximum: str) -> str:
     return value + maximum[len(value):]
 
 
+def _sensible(vr: str, text: str) -> bool:
+    """Calendar and clock limits the patterns cannot express (PS3.5 Table 6.2-1)."""
+    if vr == "DT":
+        text = re.sub(r"[+-]\d{4}$", "", text)
+    date, clock = ("", text) if vr == "TM" else (text[:8], text[8:] if vr == "DT" else "")
+    if len(date) == 8:
+        try:
+            dt.date(int(date[:4]), int(date[4:6]), int(date[6:]))
+        except ValueError:
+            return False
+    elif len(date) >= 6 and not 1 <= int(date[4:6]) <= 12:
+        return False
+    limits = (23, 59, 60)  # a leap second is a valid TM
+    digits = clock.split(".")[0][:6]
+    return all(int(digits[i:i + 2]) <= limit
+               for i, limit in zip(range(0, len(digits) - 1, 2), limits, strict=False))
+
+
 def parse_range(vr: str, value: str, *, name: str = "") -> Range:
     """A single value or range of DA, TM or DT, as bounds comparable with stored strings.
 
@@ -329,7 +253,7 @@ def parse_range(vr: str, value: str, *, name: str = "") -> Range:
     maximum = {"DA": "", "TM": _TM_MAX, "DT": _DT_MAX}[vr]
 
     def valid(text: str) -> bool:
-        return text == "" or pattern.fullmatch(text) is not None
+        return text == "" or (pattern.fullmatch(text) is not None and _sensible(vr, text))
 
     def strip_offset(text: str) -> str:
         return re.sub(r"[+-]\d{4}$", "", text) if vr == "DT" else text
@@ -350,7 +274,7 @@ def parse_range(vr: str, value: str, *, name: str = "") -> Range:
             if low and high and low > _upper(high, maximum):
                 raise InvalidQuery(f"{label}: range {value!r} ends before it starts")
             return Range(lower=low or None,
-                         upper=(_upper(high, maximum) if maximum else high) or None)
+                         upper=(_upper(high, maximum) if maximum else high) if high else None)
     raise InvalidQuery(f"{label}: {value!r} is not a valid {vr} value or range")
 
 
@@ -408,7 +332,7 @@ def _wildcard(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
 
 def condition(attribute: Attribute, value: str, *, dialect: str) -> ColumnElement[bool] | None:
     """The SQL condition of one matching key; None for universal matching."""
-    if _universal(value):
+    if universal(value):
         return None
     column = attribute.column
     matching = attribute.matching
@@ -503,93 +427,16 @@ def search(
             statement = statement.where(clause)
     statement = statement.order_by(order).offset(query.offset).limit(query.limit + 1)
     rows = session.execute(statement).all()
-    truncated = len(rows) > query.limit and query.server_limited
-    datasets = [
-        _dataset(row, level=level, attributes=attributes, extra=extra,
-                 include_all=query.include_all, uid_count=len(uid_columns),
-                 json_index=len(uid_columns) + len(columns) if need_json else None)
+    count = len(uid_columns)
+    indexed = [a for a in attributes if a.column is not None]
+    matches = [
+        QidoMatch(
+            uids=tuple(row[:count]),
+            values={a.tag: row[count + i] for i, a in enumerate(indexed)},
+            stored_json=row[count + len(indexed)] if need_json else None,
+        )
         for row in rows[: query.limit]
     ]
-    return QidoResult(datasets=datasets, truncated=truncated)
-
-
-# -- DICOM JSON -------------------------------------------------------------------------
-
-
-def person_name(value: str) -> dict[str, str]:
-    """A PN value → its DICOM JSON object (PS3.18 §F.2.2): up to three component groups."""
-    groups = value.split("=")
-    out = {}
-    for key, group in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):
-        if group:
-            out[key] = group
-    return out
-
-
-def element(vr: str, value: object, *, multi_valued: bool = False) -> dict[str, Any]:
-    """One DICOM JSON attribute (PS3.18 §F.2.2); an empty value has no "Value"."""
-    if value is None or value == "":
-        return {"vr": vr}
-    if vr == "PN":
-        names = [person_name(v) for v in str(value).split("\\")]
-        return {"vr": vr, "Value": names}
-    if vr in ("IS", "US", "UL", "SS", "SL"):
-        return {"vr": vr, "Value": [int(str(value))]}
-    if multi_valued:
-        return {"vr": vr, "Value": [v for v in str(value).split("\\") if v]}
-    return {"vr": vr, "Value": [str(value)]}
-
-
-def retrieve_url(level: Level, uids: Sequence[str]) -> str:
-    """The WADO-RS URL of a result, under ``BASE_URL_TOKEN``."""
-    url = f"{BASE_URL_TOKEN}/studies/{uids[0]}"
-    if level >= Level.SERIES:
-        url += f"/series/{uids[1]}"
-    if level >= Level.INSTANCE:
-        url += f"/instances/{uids[2]}"
-    return url
-
-
-def _dataset(
-    row: Sequence[Any], *, level: Level, attributes: list[Attribute], extra: list[int],
-    include_all: bool, uid_count: int, json_index: int | None,
-) -> dict[str, Any]:
-    out: dict[int, dict[str, Any]] = {}
-    position = uid_count
-    for attribute in attributes:
-        if attribute.column is None:
-            value: object = attribute.constant
-        else:
-            value = row[position]
-            position += 1
-        out[attribute.tag] = element(attribute.vr, value, multi_valued=attribute.multi_valued)
-    out[RETRIEVE_URL] = {"vr": "UR", "Value": [retrieve_url(level, row[:uid_count])]}
-    if json_index is not None and row[json_index]:
-        stored: dict[str, Any] = json.loads(row[json_index])
-        if include_all:
-            for key, item in stored.items():
-                tag = int(key, 16)
-                if tag in out or "BulkDataURI" in item or "InlineBinary" in item:
-                    continue
-                if level < Level.INSTANCE and (tag in _INSTANCE_ONLY or tag >> 16 == 0x0028):
-                    continue
-                if level is Level.STUDY and tag in BY_TAG and BY_TAG[tag].level > Level.STUDY:
-                    continue
-                out[tag] = item
-        for tag in extra:
-            if tag not in out:
-                item = stored.get(f"{tag:08X}")
-                out[tag] = item if item is not None else {"vr": dictionary_vr(tag)}
-    elif extra:
-        for tag in extra:
-            out.setdefault(tag, {"vr": dictionary_vr(tag)})
-    return {f"{tag:08X}": out[tag] for tag in sorted(out)}
-
-
-def dictionary_vr(tag: int) -> str:
-    """The VR of a tag from the data dictionary; UN when it has none or several."""
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return "UN"
-    return vr if len(vr) == 2 else "UN"
+    return QidoResult(level=level, attributes=attributes, extra=extra,
+                      include_all=query.include_all, matches=matches,
+                      truncated=len(rows) > query.limit and query.server_limited)

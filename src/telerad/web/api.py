@@ -12,7 +12,7 @@ from telerad.archive import queries
 from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
-from telerad.web.auth import current_actor, runtime_of, source_of
+from telerad.httpauth import current_actor, runtime_of, source_of
 
 router = APIRouter(tags=["archive"])
 

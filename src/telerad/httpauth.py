@@ -1,4 +1,5 @@
-"""Who is calling: the bearer token of an HTTP request, resolved to an Actor."""
+"""The HTTP edges' shared dependencies (JSON API and DICOMweb): the runtime, the caller's
+address, and the actor behind the bearer token."""
 
 from __future__ import annotations
 
