@@ -6,7 +6,7 @@ from it; domain services receive only what they use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     store: BlobStore
     clock: Clock
+    recent_reads: audit.RecentReads = field(default_factory=audit.RecentReads)
 
     @classmethod
     def open(
@@ -57,9 +58,13 @@ class Runtime:
         detail: dict[str, object] | None = None, outcome: str = "success",
     ) -> None:
         """Record an access to patient data in its own committed transaction (for reads;
-        writes record their event in their own transaction)."""
+        writes record their event in their own transaction). Repeated reads of one study by
+        one actor within a minute are folded into the first (:class:`audit.RecentReads`)."""
+        now = self.clock.now()
+        if not self.recent_reads.should_record(who, action, study_instance_uid, now):
+            return
         with transaction(self.sessions) as session:
-            audit.record(session, who=who, action=action, now=self.clock.now(),
+            audit.record(session, who=who, action=action, now=now,
                          study_instance_uid=study_instance_uid, detail=detail, outcome=outcome)
 
     def ingest(

@@ -63,3 +63,20 @@ def test_every_error_has_its_own_code_and_sane_statuses() -> None:
         assert 400 <= cls.http_status <= 599
         assert cls.dimse_status != 0x0000
         assert cls.__doc__
+
+
+def test_repeated_reads_of_a_study_are_folded_within_the_window() -> None:
+    from telerad.audit.service import Action, RecentReads, Who
+
+    recent = RecentReads(window=dt.timedelta(seconds=60))
+    reader = Who(kind="service", id="1:viewer", source="10.0.0.1")
+    other = Who(kind="service", id="2:other", source="10.0.0.1")
+    assert recent.should_record(reader, Action.RETRIEVE, "1.2.3", NOW)
+    later = NOW + dt.timedelta(seconds=59)
+    assert not recent.should_record(reader, Action.RETRIEVE, "1.2.3", later)
+    assert recent.should_record(reader, Action.READ_METADATA, "1.2.3", NOW)
+    assert recent.should_record(other, Action.RETRIEVE, "1.2.3", NOW)
+    assert recent.should_record(reader, Action.RETRIEVE, "1.2.4", NOW)
+    assert recent.should_record(reader, Action.RETRIEVE, "1.2.3", NOW + dt.timedelta(seconds=61))
+    assert recent.should_record(reader, Action.SEARCH, "", NOW)
+    assert recent.should_record(reader, Action.SEARCH, "", NOW)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -96,6 +97,36 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+class RecentReads:
+    """Remembers which (actor, action, study) reads were recorded lately, so that a viewer
+    fetching a study's 1,500 frames leaves one RETRIEVE event per minute, not 1,500.
+
+    Searches and writes are always recorded; only repeated reads of the same study by the
+    same actor from the same place within ``window`` are folded into the first one.
+    """
+
+    FOLDED = frozenset({Action.RETRIEVE, Action.READ_METADATA})
+
+    def __init__(self, window: dt.timedelta = dt.timedelta(seconds=60)) -> None:
+        self.window = window
+        self._seen: dict[tuple[str, str, str, str, str], dt.datetime] = {}
+        self._lock = threading.Lock()
+
+    def should_record(self, who: Who, action: Action, study_instance_uid: str,
+                      now: dt.datetime) -> bool:
+        if action not in self.FOLDED or not study_instance_uid:
+            return True
+        key = (who.kind, who.id, who.source, str(action), study_instance_uid)
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last < self.window:
+                return False
+            if len(self._seen) > 10_000:  # forget old entries; at worst an extra event
+                self._seen = {k: v for k, v in self._seen.items() if now - v < self.window}
+            self._seen[key] = now
+            return True
 
 
 @dataclass(frozen=True)

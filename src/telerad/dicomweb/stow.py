@@ -32,12 +32,10 @@ from telerad.dicomweb.media import DICOM, MULTIPART_RELATED, UnsupportedMediaTyp
 from telerad.dicomweb.multipart import MultipartError, MultipartParser, PartData, PartStart
 from telerad.errors import (
     InstanceConflict,
-    InvalidDicom,
     InvalidInput,
     StorageFailure,
     TeleradError,
     TooLarge,
-    UidMismatch,
 )
 from telerad.httpauth import current_actor, runtime_of
 from telerad.runtime import Runtime
@@ -170,16 +168,14 @@ def _ingest(runtime: Runtime, part: _Part, study: str | None) -> tuple[_Uids, in
     if media_type != DICOM:
         staged.discard()
         return _Uids(), InvalidInput(f"part {part.number} is {media_type}, not {DICOM}")
-    uids = _peek(staged)
-    if study is not None and uids.study_instance_uid != study:
-        # PS3.18 §10.5.1: an instance of another study than the target resource is refused
-        # before it reaches the index.
-        staged.discard()
-        if uids.study_instance_uid is None:
-            return uids, InvalidDicom(f"part {part.number}: no readable StudyInstanceUID")
-        return uids, UidMismatch(f"part {part.number} belongs to another study than {study}")
+    uids = _peek(staged)  # for the response, also when the intake refuses the part
     try:
-        receipt = runtime.ingest(staged, sender=intake.Sender(origin=Origin.STOW, site_id=None))
+        # PS3.18 §10.5.1: an instance of another study than the target resource is refused
+        # (UidMismatch, A900H) before it reaches the index.
+        receipt = runtime.ingest(
+            staged, sender=intake.Sender(origin=Origin.STOW, site_id=None),
+            expected=intake.Expected(study_instance_uid=study),
+        )
     except TeleradError as exc:
         return uids, exc
     except Exception:

@@ -54,10 +54,22 @@ class Sender:
 
 @dataclass(frozen=True, kw_only=True)
 class Expected:
-    """UIDs the transport already announced (the C-STORE command, PS3.7 §9.1.1)."""
+    """UIDs the transport already announced: the C-STORE command's (PS3.7 §9.1.1), or the
+    study a STOW-RS request targets (PS3.18 §10.5.1). None: not announced."""
 
-    sop_class_uid: str
-    sop_instance_uid: str
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    study_instance_uid: str | None = None
+
+    def check(self, header: InstanceHeader) -> None:
+        """UidMismatch unless the data set is what was announced."""
+        for field, announced, actual in (
+            ("SOP Class UID", self.sop_class_uid, header.sop_class_uid),
+            ("SOP Instance UID", self.sop_instance_uid, header.sop_instance_uid),
+            ("Study Instance UID", self.study_instance_uid, header.study_instance_uid),
+        ):
+            if announced is not None and announced != actual:
+                raise UidMismatch(f"the data set's {field} is not the one announced")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,11 +105,8 @@ def prepare(
         if max_bytes is not None and staged.size > max_bytes:
             raise TooLarge(f"instance of {staged.size} bytes is above the limit of {max_bytes}")
         header = read_instance(staged.view(), size=staged.size)
-        if expected is not None and (
-            header.sop_instance_uid != expected.sop_instance_uid
-            or header.sop_class_uid != expected.sop_class_uid
-        ):
-            raise UidMismatch("the dataset's SOP Class/Instance UID differ from the command's")
+        if expected is not None:
+            expected.check(header)
         key = new_key(
             "studies", header.study_instance_uid, header.series_instance_uid,
             header.sop_instance_uid,
