@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from telerad import errors
+from telerad.audit.service import Action, RecentReads, Who
 from telerad.config import Settings
 from telerad.db import transaction
 from telerad.errors import Conflict, InvalidInput
@@ -66,8 +67,6 @@ def test_every_error_has_its_own_code_and_sane_statuses() -> None:
 
 
 def test_repeated_reads_of_a_study_are_folded_within_the_window() -> None:
-    from telerad.audit.service import Action, RecentReads, Who
-
     recent = RecentReads(window=dt.timedelta(seconds=60))
     reader = Who(kind="service", id="1:viewer", source="10.0.0.1")
     other = Who(kind="service", id="2:other", source="10.0.0.1")
