@@ -18,7 +18,7 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
-from telerad.dicom.part10 import RawElement, WalkedDataset
+from telerad.dicom.part10 import Buffer, RawElement, WalkedDataset
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
@@ -117,7 +117,7 @@ def to_json(
 
 
 def _convert(  # noqa: PLR0917 - a private helper of to_json's loop
-    element: RawElement, vr: bytes, data: bytes | memoryview, codec: str | None,
+    element: RawElement, vr: bytes, data: Buffer, codec: str | None,
     threshold: int, bulk_uri: Callable[[int], str], little: bool,
 ) -> dict[str, Any] | None:
     """The JSON of one element, or None to let pydicom do it."""

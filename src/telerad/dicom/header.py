@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
 import logging
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -111,7 +112,7 @@ def _bulk_uri(study: str, series: str, instance: str, tag: int) -> str:
     )
 
 
-def _meta(data: bytes, offset: int) -> dict[str, str]:
+def _meta(data: bytes | mmap.mmap, offset: int) -> dict[str, str]:
     """The text values of the File Meta Information group (always Explicit VR LE)."""
     walked = walk_meta(data, offset)
     return {
@@ -158,8 +159,13 @@ def read_instance(fp: BinaryIO, *, size: int | None = None) -> InstanceHeader:
 
     ``fp`` is a seekable file (or mmap) holding exactly one Part-10 file.
     """
-    fp.seek(0)
-    data = fp.read()
+    # A staged file is an mmap: walked in place, the pixel data is never copied into memory.
+    data: bytes | mmap.mmap
+    if isinstance(fp, mmap.mmap):
+        data = fp
+    else:
+        fp.seek(0)
+        data = fp.read()
     offset = dataset_offset(data)
     meta = _meta(data, offset)
     ts = meta.get("00020010", "")

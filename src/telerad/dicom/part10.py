@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from mmap import mmap
 from typing import NamedTuple
 
 from pydicom.uid import (
@@ -25,6 +26,9 @@ from telerad.errors import InvalidDicom
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 IMPLEMENTATION_VERSION_NAME = "TELERAD_010"
+
+#: What the walk reads: bytes in memory, or a file mapped in place.
+Buffer = bytes | memoryview | mmap
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM = (0xFFFE, 0xE000)
@@ -65,7 +69,7 @@ def file_meta(
     return PREAMBLE + group_length + body
 
 
-def dataset_offset(data: bytes | memoryview) -> int:
+def dataset_offset(data: Buffer) -> int:
     """Offset of the dataset after the preamble and meta group (PS3.10 §7.1)."""
     if bytes(data[128:132]) != b"DICM":
         raise InvalidDicom("not a DICOM Part-10 file: no 'DICM' prefix at offset 128")
@@ -96,7 +100,7 @@ class RawElement(NamedTuple):
 class _Walker:
     """Walks data elements of one encoding, failing on anything that does not fit."""
 
-    def __init__(self, data: bytes | memoryview, *, implicit: bool, little: bool) -> None:
+    def __init__(self, data: Buffer, *, implicit: bool, little: bool) -> None:
         self.data = data
         self.implicit = implicit
         self.fmt_tag = "<HH" if little else ">HH"
@@ -174,13 +178,13 @@ class _Walker:
 class WalkedDataset:
     """The top-level elements of a whole data set, and the buffer they point into."""
 
-    data: bytes | memoryview
+    data: Buffer
     elements: list[RawElement]
     implicit: bool
     little: bool
 
 
-def walk(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> WalkedDataset:
+def walk(data: Buffer, offset: int, transfer_syntax_uid: str) -> WalkedDataset:
     """Check that the data set from ``offset`` to the end is whole (InvalidDicom if not) and
     return its top-level elements (a deflated data set is inflated first, PS3.5 §A.5)."""
     if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
@@ -200,7 +204,7 @@ def walk(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> Wal
     return WalkedDataset(data=data, elements=elements, implicit=implicit, little=little)
 
 
-def walk_meta(data: bytes | memoryview, offset: int) -> list[RawElement]:
+def walk_meta(data: Buffer, offset: int) -> list[RawElement]:
     """The elements of the File Meta Information group, between the prefix and ``offset``."""
     elements: list[RawElement] = []
     _Walker(data, implicit=False, little=True).elements(132, offset, until_item_end=False,
@@ -208,6 +212,6 @@ def walk_meta(data: bytes | memoryview, offset: int) -> list[RawElement]:
     return elements
 
 
-def check_complete(data: bytes | memoryview, offset: int, transfer_syntax_uid: str) -> None:
+def check_complete(data: Buffer, offset: int, transfer_syntax_uid: str) -> None:
     """Fail with InvalidDicom unless the dataset from ``offset`` to the end is whole."""
     walk(data, offset, transfer_syntax_uid)
