@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-import mmap
 import logging
+import mmap
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
