@@ -291,32 +291,20 @@ def wildcard_pattern(value: str, *, dialect: str) -> tuple[str, str]:
     """
     if dialect == "sqlite":
         return "GLOB", value.replace("[", "[[]")
-    out = []
-    for char in value:
-        if char in "%_\\":
-            out.append("\\" + char)
-        elif char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        else:
-            out.append(char)
-    return "LIKE", "".join(out)
+    return "LIKE", _like_pattern(value)
+
+
+_LIKE_ESCAPES = str.maketrans({"%": "\\%", "_": "\\_", "\\": "\\\\", "*": "%", "?": "_"})
+
+
+def _like_pattern(value: str) -> str:
+    """DICOM ``*``/``?`` as LIKE's ``%``/``_``, LIKE's own wildcards escaped with ``\\``."""
+    return value.translate(_LIKE_ESCAPES)
 
 
 def _like_insensitive(column: Any, value: str) -> ColumnElement[bool]:
     """Case-insensitive wildcard match (LIKE with ``\\`` escapes, lower-cased both sides)."""
-    out = []
-    for char in value.lower():
-        if char in "%_\\":
-            out.append("\\" + char)
-        elif char == "*":
-            out.append("%")
-        elif char == "?":
-            out.append("_")
-        else:
-            out.append(char)
-    pattern = "".join(out)
+    pattern = _like_pattern(value.lower())
     lowered = func.lower(column)
     # Stored person names may carry ideographic/phonetic groups after "=" (PS3.5 §6.2.1):
     # the key matches the alphabetic group.

@@ -6,10 +6,11 @@ Scope in one place: :func:`scoped_studies` is the only way a query selects studi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from telerad.archive.models import Instance, Series, Study
@@ -101,21 +102,15 @@ class InstanceLocation:
     number_of_frames: int | None
 
 
-def instance_locations(
-    session: Session, *, scope: Scope, study_instance_uid: str,
-    series_instance_uid: str | None = None, sop_instance_uid: str | None = None,
-) -> list[InstanceLocation]:
-    """Instances of a study (or one series, or one instance), in series and instance order.
-
-    NotFound when nothing visible matches.
-    """
+def _instances_of(
+    session: Session, columns: tuple[Any, ...], *, scope: Scope, study_instance_uid: str,
+    series_instance_uid: str | None, sop_instance_uid: str | None,
+) -> Sequence[Row[Any]]:
+    """``columns`` of the instances of a visible study (or of one series, or one instance),
+    in series then instance order; NotFound when nothing visible matches."""
     study = find_study(session, scope=scope, study_instance_uid=study_instance_uid)
     query = (
-        select(
-            Series.series_instance_uid, Instance.sop_instance_uid, Instance.sop_class_uid,
-            Instance.transfer_syntax_uid, Instance.blob_key, Instance.size,
-            Instance.number_of_frames,
-        )
+        select(*columns)
         .join(Series, Series.id == Instance.series_id)
         .where(Instance.study_id == study.id)
         .order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
@@ -127,6 +122,22 @@ def instance_locations(
     rows = session.execute(query).all()
     if not rows:
         raise NotFound("no such series or instance in this study")
+    return rows
+
+
+def instance_locations(
+    session: Session, *, scope: Scope, study_instance_uid: str,
+    series_instance_uid: str | None = None, sop_instance_uid: str | None = None,
+) -> list[InstanceLocation]:
+    """Where the matching instances' bytes are, in series and instance order."""
+    rows = _instances_of(
+        session,
+        (Series.series_instance_uid, Instance.sop_instance_uid, Instance.sop_class_uid,
+         Instance.transfer_syntax_uid, Instance.blob_key, Instance.size,
+         Instance.number_of_frames),
+        scope=scope, study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
+    )
     return [
         InstanceLocation(
             study_instance_uid=study_instance_uid,
@@ -147,21 +158,11 @@ def instance_metadata(
     series_instance_uid: str | None = None, sop_instance_uid: str | None = None,
 ) -> list[str]:
     """The stored DICOM JSON of each matching instance (computed at ingest), in order."""
-    study = find_study(session, scope=scope, study_instance_uid=study_instance_uid)
-    query = (
-        select(Instance.metadata_json)
-        .join(Series, Series.id == Instance.series_id)
-        .where(Instance.study_id == study.id)
-        .order_by(Series.series_number, Series.id, Instance.instance_number, Instance.id)
+    rows = _instances_of(
+        session, (Instance.metadata_json,), scope=scope, study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
     )
-    if series_instance_uid is not None:
-        query = query.where(Series.series_instance_uid == series_instance_uid)
-    if sop_instance_uid is not None:
-        query = query.where(Instance.sop_instance_uid == sop_instance_uid)
-    rows = list(session.scalars(query))
-    if not rows:
-        raise NotFound("no such series or instance in this study")
-    return rows
+    return [str(r[0]) for r in rows]
 
 
 def scoped_select(scope: Scope, *columns: Any) -> Select[Any]:
