@@ -7,7 +7,11 @@
     │   ├── InvalidDicom         not DICOM, truncated, or missing a required UID
     │   ├── UidMismatch          the command's SOP Instance UID is not the dataset's
     │   ├── TooLarge             an upload above the configured limit
-    │   └── InvalidQuery         a QIDO-RS / API query that cannot be understood
+    │   ├── InvalidQuery         a QIDO-RS / API query that cannot be understood
+    │   └── MultipartError       a body that is not the multipart message it announced
+    ├── NotAcceptable            no representation the request accepts can be made (406)
+    │   └── UndecodablePixelData stored pixel data no installed decoder can decode
+    ├── UnsupportedMediaType     a body of a media type the resource does not take (415)
     ├── NotAuthenticated         no or wrong credentials
     ├── Forbidden                authenticated, but outside the actor's scope
     ├── NotFound                 no such object (or not visible to the actor)
@@ -72,6 +76,33 @@ class InvalidQuery(InvalidInput):
     """A query parameter that cannot be understood."""
 
     code = "invalid_query"
+
+
+class MultipartError(InvalidInput):
+    """A body that is not the multipart message its Content-Type announced."""
+
+    code = "invalid_multipart"
+
+
+class NotAcceptable(TeleradError):
+    """No representation the request accepts can be produced (HTTP 406, PS3.18 §8.7.1)."""
+
+    code = "not_acceptable"
+    http_status = 406
+
+
+class UndecodablePixelData(NotAcceptable):
+    """Stored pixel data that none of the installed decoders can decode (e.g. 12-bit JPEG
+    Extended without GDCM): it can still be sent as stored, not decoded or rendered."""
+
+    code = "undecodable_pixel_data"
+
+
+class UnsupportedMediaType(TeleradError):
+    """A request body of a media type this resource does not take (HTTP 415, PS3.18 §10.5)."""
+
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class NotAuthenticated(TeleradError):

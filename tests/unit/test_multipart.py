@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from telerad.dicomweb import multipart
 from telerad.dicomweb.multipart import (
-    MultipartError,
     MultipartParser,
     PartData,
     PartEnd,
     PartStart,
 )
+from telerad.errors import MultipartError
 
 BOUNDARY = "b0und4ry"
 

@@ -35,7 +35,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
-from telerad.errors import InvalidDicom, InvalidQuery, NotFound, TeleradError
+from telerad.errors import InvalidDicom, InvalidQuery, NotFound, UndecodablePixelData
 
 PIXEL_DATA = 0x7FE00010
 #: Header values above this size stay on disk until used.
@@ -44,14 +44,6 @@ _DEFER = 4096
 MAX_SIDE = 8192
 #: Default bounding box of a thumbnail (PS3.18 §8.3.5: the size is the server's choice).
 THUMBNAIL_SIDE = 128
-
-
-class UndecodablePixelData(TeleradError):
-    """Stored pixel data that none of the installed decoders can decode (e.g. 12-bit JPEG
-    Extended without GDCM): it can still be sent as stored, not decoded or rendered."""
-
-    code = "undecodable_pixel_data"
-    http_status = 406
 
 
 class WindowFunction:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from telerad.errors import TeleradError
+from telerad.errors import NotAcceptable
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -47,20 +47,6 @@ _PIXEL_MEDIA_TYPES: dict[str, str] = {
     "1.2.840.10008.1.2.4.106": "video/mp4",
 }
 _ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls"}
-
-
-class NotAcceptable(TeleradError):
-    """No representation the request accepts can be produced (HTTP 406, PS3.18 §8.7.1)."""
-
-    code = "not_acceptable"
-    http_status = 406
-
-
-class UnsupportedMediaType(TeleradError):
-    """A request body of a media type this resource does not take (HTTP 415, PS3.18 §10.5)."""
-
-    code = "unsupported_media_type"
-    http_status = 415
 
 
 @dataclass(frozen=True, kw_only=True)

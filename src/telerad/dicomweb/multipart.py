@@ -16,18 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from telerad.errors import InvalidInput
+from telerad.errors import MultipartError
 
 #: Largest header block of one part; DICOMweb parts carry one or two short headers.
 MAX_HEADER_BYTES = 16 * 1024
 #: RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 MAX_BOUNDARY = 70
-
-
-class MultipartError(InvalidInput):
-    """A body that is not the multipart message its Content-Type announced."""
-
-    code = "invalid_multipart"
 
 
 @dataclass(frozen=True, slots=True)

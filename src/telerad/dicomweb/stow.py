@@ -28,14 +28,16 @@ from telerad.audit.service import Action
 from telerad.auth.service import Actor, Permission
 from telerad.dicom.header import BASE_URL_TOKEN
 from telerad.dicomweb.common import audit, dicom_json
-from telerad.dicomweb.media import DICOM, MULTIPART_RELATED, UnsupportedMediaType, parse_media_type
-from telerad.dicomweb.multipart import MultipartError, MultipartParser, PartData, PartStart
+from telerad.dicomweb.media import DICOM, MULTIPART_RELATED, parse_media_type
+from telerad.dicomweb.multipart import MultipartParser, PartData, PartStart
 from telerad.errors import (
     InstanceConflict,
     InvalidInput,
+    MultipartError,
     StorageFailure,
     TeleradError,
     TooLarge,
+    UnsupportedMediaType,
 )
 from telerad.httpauth import current_actor, runtime_of
 from telerad.runtime import Runtime

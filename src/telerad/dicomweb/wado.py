@@ -43,7 +43,6 @@ from telerad.dicomweb.common import audit, dicom_json
 from telerad.dicomweb.media import (
     DICOM,
     OCTET_STREAM,
-    NotAcceptable,
     negotiate_bulkdata,
     negotiate_frames,
     negotiate_instances,
@@ -51,7 +50,7 @@ from telerad.dicomweb.media import (
     negotiate_rendered,
     pixel_media_type,
 )
-from telerad.errors import InvalidDicom, InvalidQuery, NotFound
+from telerad.errors import InvalidDicom, InvalidQuery, NotAcceptable, NotFound
 from telerad.httpauth import current_actor, runtime_of
 from telerad.runtime import Runtime
 
