@@ -88,17 +88,18 @@ def dicomweb(label: str, client: httpx.Client, base: str, study_uid: str) -> tup
 
 
 def ingest(args: argparse.Namespace, data: Dataset, work: Path,
-           keep: contextlib.ExitStack) -> tuple[TeleradServer, str, Orthanc | None]:
+           keep: contextlib.ExitStack) -> tuple[TeleradServer, str, bool]:
     images, size = len(data.files), data.bytes
     print(f"-- {len(data.files)}-slice CT 512x512, {size / 1e6:.0f} MB, one association")
     with storescp(work / "storescp") as port:
         floor = timed(lambda: send(data, port, "STORESCP"))
     print(row("dcmtk storescp (native floor)", floor, images, size))
-    orthanc = None
     orthanc_time = None
     if Orthanc.available() and not args.skip_orthanc:
-        orthanc = keep.enter_context(Orthanc(work / "orthanc"))
-        orthanc_time = timed(lambda: send(data, orthanc.dicom_port, "ORTHANC"))
+        # Stopped once it has its copy (restarted on the same folder for DICOMweb), so that
+        # its background writes do not share the disk with telerad's measure.
+        with Orthanc(work / "orthanc") as orthanc:
+            orthanc_time = timed(lambda: send(data, orthanc.dicom_port, "ORTHANC"))
         print(row("Orthanc 1.10 (SQLite, defaults)", orthanc_time, images, size))
     server, token = keep.enter_context(telerad(work, args.database_url))
     telerad_time = timed(lambda: send(data, server.dicom_port, "TELERAD"))
@@ -106,7 +107,7 @@ def ingest(args: argparse.Namespace, data: Dataset, work: Path,
     if orthanc_time:
         print(f"{'ingest speed telerad/Orthanc':<34} {orthanc_time / telerad_time:7.2f}x")
     print(f"{'ingest speed telerad/storescp':<34} {floor / telerad_time:7.2f}x")
-    return server, token, orthanc
+    return server, token, orthanc_time is not None
 
 
 def populate(server: TeleradServer, studies: int) -> None:
@@ -161,15 +162,16 @@ def main() -> None:
         data = synthetic_ct(root, slices)
         with tempfile.TemporaryDirectory(prefix="telerad-bench-") as tmp, \
                 contextlib.ExitStack() as keep:
-            server, token, orthanc = ingest(args, data, Path(tmp), keep)
+            server, token, with_orthanc = ingest(args, data, Path(tmp), keep)
             if slices != max(args.slices):
                 continue
             print(f"-- DICOMweb on the {slices}-slice study")
             uid = data.study.study_instance_uid
             with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=600) as c:
                 ours = dicomweb("telerad", c, server.dicomweb_url, uid)
-            if orthanc is not None:
-                with httpx.Client(timeout=600) as client:
+            if with_orthanc:
+                with Orthanc(Path(tmp) / "orthanc") as orthanc, \
+                        httpx.Client(timeout=600) as client:
                     theirs = dicomweb("Orthanc", client, f"{orthanc.base_url}/dicom-web", uid)
                 print(f"{'metadata speed telerad/Orthanc':<34} {theirs[0] / ours[0]:7.1f}x")
                 print(f"{'retrieve speed telerad/Orthanc':<34} {theirs[1] / ours[1]:7.1f}x")
