@@ -10,12 +10,17 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
+from telerad.archive.blobstore import FolderBlobStore
+from telerad.archive.maintenance import quarantine_orphans
+from telerad.db import transaction
 from telerad.gateway.dicom import DicomGateway
 from telerad.jobs import Worker
 from telerad.runtime import Runtime
 from telerad.web.app import create_app
 
 LOGGER = logging.getLogger(__name__)
+#: Present while a server runs on the data directory; found at start, it means a crash.
+RUNNING_MARKER = "serve.running"
 
 
 class _Server(uvicorn.Server):
@@ -42,9 +47,9 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM or SIGINT; then stop accepting, finish what is running, exit."""
     settings = runtime.settings
-    removed = runtime.store.clear_staging() if hasattr(runtime.store, "clear_staging") else 0
-    if removed:
-        LOGGER.info("removed %d staged files never acknowledged (previous crash)", removed)
+    recover_after_crash(runtime)
+    running = settings.data_dir / RUNNING_MARKER
+    running.touch()
     gateway = DicomGateway(runtime=runtime, host=dicom_host, port=dicom_port,
                            ae_title=settings.ae_title)
     worker = Worker(runtime.sessions, runtime.clock, poll_interval=settings.worker_poll_interval)
@@ -65,5 +70,21 @@ def run_server(
         LOGGER.info("stopping")
         gateway.stop()
         worker.stop()
+        running.unlink(missing_ok=True)  # a clean stop: nothing to recover at next start
         runtime.close()
         LOGGER.info("stopped")
+
+
+def recover_after_crash(runtime: Runtime) -> None:
+    """After an unclean stop: drop staged (never acknowledged) data and quarantine blobs
+    that no index entry refers to (see telerad.archive.maintenance)."""
+    store = runtime.store
+    if isinstance(store, FolderBlobStore):
+        removed = store.clear_staging()
+        if removed:
+            LOGGER.info("removed %d staged files never acknowledged (previous crash)", removed)
+    if not (runtime.settings.data_dir / RUNNING_MARKER).exists():
+        return
+    LOGGER.warning("the previous run did not stop cleanly: checking the blob store")
+    with transaction(runtime.sessions, readonly=True) as session:
+        quarantine_orphans(session, store, runtime.settings.data_dir / "quarantine")
