@@ -13,7 +13,6 @@ from telerad.runtime import Runtime
 from telerad.testing.peers import TeleradServer
 from telerad.workflow.exams import intake
 
-
 STUDY = SyntheticStudy(slices=2, rows=16, columns=16)
 
 
