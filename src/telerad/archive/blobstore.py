@@ -151,24 +151,43 @@ class FolderBlobStore:
             raise NotFound("invalid blob key")
         return self.root / key
 
+    def _ensure_directory(self, directory: Path) -> None:
+        """Create ``directory`` and make every new entry on the way durable."""
+        if directory in self._known_dirs:
+            return
+        missing = []
+        ancestor = directory
+        while not ancestor.exists():
+            missing.append(ancestor)
+            ancestor = ancestor.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        for created in reversed(missing):
+            _fsync_dir(created.parent)
+        with self._lock:
+            self._known_dirs.add(directory)
+
     def commit(self, staged: StagedBlob, key: str) -> None:
+        """Rename into place, then fsync the file and its directory.
+
+        The rename comes first so that one journal commit makes the data and the new name
+        durable together (ext4 commits every pending change of the file system on fsync;
+        the directory's fsync then has little left to do). Until the index refers to the
+        key, a blob cut short by a crash here is never served; it is quarantined at the
+        next start (telerad.archive.maintenance).
+        """
         assert isinstance(staged, _StagedFile)
         target = self._path(key)
+        renamed = False
         try:
-            staged.close(sync=True)
-            directory = target.parent
-            if directory not in self._known_dirs:
-                created = not directory.exists()
-                directory.mkdir(parents=True, exist_ok=True)
-                if created:  # the new directory entry must be durable too
-                    _fsync_dir(directory.parent)
-                    _fsync_dir(self.root)
-                with self._lock:
-                    self._known_dirs.add(directory)
+            self._ensure_directory(target.parent)
             os.rename(staged.path, target)
-            _fsync_dir(directory)
+            renamed = True
+            staged.close(sync=True)
+            _fsync_dir(target.parent)
         except OSError as exc:
             staged.discard()
+            if renamed:
+                target.unlink(missing_ok=True)
             raise StorageFailure(f"cannot store blob: {exc.strerror}") from exc
 
     def open(self, key: str) -> BinaryIO:
