@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
@@ -95,6 +95,11 @@ class Runtime:
                     # (PostgreSQL runs both transactions at once): the second try sees the
                     # first one's row and answers "already stored" or "conflict".
                     if attempt == 2:
+                        raise
+                except DBAPIError as exc:
+                    # A connection lost since its last use (database restarted): the pool
+                    # was invalidated; the second try gets a fresh connection.
+                    if attempt == 2 or not exc.connection_invalidated:
                         raise
             raise AssertionError("unreachable")
         except BaseException:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydicom.dataset import Dataset
 from sqlalchemy import func, select
 
@@ -167,3 +168,17 @@ def test_simultaneous_copies_of_one_instance(rt: Runtime) -> None:
     assert sorted(outcomes) == sorted([intake.Outcome.STORED] + [intake.Outcome.ALREADY_STORED] * 3)
     assert _count(rt, Instance) == 1
     assert len(list(rt.store.keys())) == 1
+
+
+def test_ingest_survives_a_database_restart(rt: Runtime) -> None:
+    """PostgreSQL only: connections killed under the pool (as by a server restart)."""
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to restart")
+    _ingest(rt, _bytes(instance(STUDY, 0)))
+    database = rt.engine.url.database
+    with sa.create_engine(rt.engine.url.set(database="postgres"),
+                          isolation_level="AUTOCOMMIT").connect() as admin:
+        admin.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+    assert _ingest(rt, _bytes(instance(STUDY, 1))).outcome == intake.Outcome.STORED
+    assert _count(rt, Instance) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from telerad import __version__
 from telerad.dicomweb.router import router as dicomweb_router
@@ -32,6 +33,14 @@ def create_app(runtime: Runtime) -> FastAPI:
             {"error": exc.code, "message": exc.message}, status_code=exc.http_status,
             headers=headers,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # the database restarted: the next try reconnects
+            return JSONResponse({"error": "database_unavailable",
+                                 "message": "the database connection was lost; retry"},
+                                status_code=503, headers={"Retry-After": "1"})
+        raise exc
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
