@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from telerad.auth.service import Actor, authenticate_token
+from telerad.auth.service import Actor
+from telerad.auth.users import authenticate_bearer
 from telerad.db import transaction
 from telerad.errors import NotAuthenticated
 from telerad.runtime import Runtime
@@ -28,5 +29,6 @@ def current_actor(request: Request) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("missing bearer token")
-    with transaction(runtime_of(request).sessions, readonly=True) as session:
-        return authenticate_token(session, token.strip())
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions, readonly=True) as session:
+        return authenticate_bearer(session, token.strip(), now=runtime.clock.now())

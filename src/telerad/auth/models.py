@@ -1,10 +1,11 @@
-"""Service accounts and their bearer tokens (users and roles come with the workflow)."""
+"""Service accounts and their tokens; users, their roles, their sites and their sessions."""
 
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from telerad.db import Base
@@ -21,4 +22,59 @@ class ServiceToken(Base):
     #: Space-separated scopes, e.g. ``archive:read archive:write``.
     scopes: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class Role(StrEnum):
+    """What a person does in telerad (PRODUCT.md, "Who uses it")."""
+
+    REQUESTING_PHYSICIAN = "requesting_physician"
+    """Emergency doctor: files requests, reads reports, acknowledges critical results."""
+    TECHNOLOGIST = "technologist"
+    """MERM: completes requests, performs the exam, sends the images."""
+    RADIOLOGIST = "radiologist"
+    """Remote radiologist on duty: validates requests, reads, reports."""
+    EXPERT = "expert"
+    """Answers second-opinion requests on what is shared with them."""
+    SITE_MANAGER = "site_manager"
+    """Head of imaging: configures the site, reads its figures."""
+    COORDINATOR = "coordinator"
+    """Provider side: contracts, coverage, roster, credentials."""
+    ADMIN = "admin"
+    """Runs the platform."""
+
+
+class User(Base):
+    """A person who signs in; only an Argon2 hash of the password is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime]
+
+
+class UserSite(Base):
+    """A site whose patients the user may see."""
+
+    __tablename__ = "user_sites"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+
+
+class UserSession(Base):
+    """A signed-in session: a bearer token (only its SHA-256 stored) until it expires."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]

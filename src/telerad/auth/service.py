@@ -1,7 +1,8 @@
 """Actors, their scope, and bearer tokens.
 
 An :class:`Actor` is who acts; its :class:`Scope` says what patient data it may touch.
-Until users and roles arrive, HTTP clients are service accounts with archive-wide scopes.
+Service accounts (machines: a viewer proxy, a RIS) have archive-wide scopes; people have
+their role's permissions over their sites (:mod:`telerad.auth.users`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Actor:
     scope: Scope
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """What is stored of a bearer token: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -67,7 +69,7 @@ def create_token(
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ServiceToken(
         name=name.strip(),
-        token_sha256=_digest(clear),
+        token_sha256=digest(clear),
         scopes=" ".join(sorted(permissions)),
         created_at=now,
     )
@@ -80,7 +82,7 @@ def authenticate_token(session: Session, token: str) -> Actor:
     """The actor behind a bearer token, or NotAuthenticated."""
     row = session.scalar(
         select(ServiceToken).where(
-            ServiceToken.token_sha256 == _digest(token), ServiceToken.revoked_at.is_(None)
+            ServiceToken.token_sha256 == digest(token), ServiceToken.revoked_at.is_(None)
         )
     )
     if row is None:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from telerad import logs
+from telerad.auth.models import Role
 from telerad.config import Settings
 from telerad.db import transaction
 from telerad.errors import TeleradError
@@ -28,6 +29,8 @@ app.add_typer(site_app, name="site")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+user_app = typer.Typer(help="People who sign in: roles and sites.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -135,6 +138,39 @@ def import_(
     except TeleradError as exc:
         _fail(exc)
     raise typer.Exit(code)
+
+
+@user_app.command("add")
+def user_add(  # noqa: PLR0917 - the options of a command
+    username: str,
+    data_dir: DataDir,
+    role: Annotated[str, typer.Option(help="One of: " + ", ".join(r.value for r in Role))],
+    site: Annotated[list[str], typer.Option("--site", help="Name of a site the user may see")
+                    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    display_name: Annotated[str, typer.Option(help="Name shown to others")] = "",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+) -> None:
+    """Add a person with a role and the sites whose patients they may see; print their id."""
+    from telerad.auth.users import create_user  # noqa: PLC0415
+    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            site_ids = [site_by_name(session, name).id for name in site]
+            user = create_user(session, username=username, display_name=display_name,
+                               role=chosen, password=password, site_ids=site_ids,
+                               now=runtime.clock.now())
+            user_id = user.id
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(user_id)
 
 
 @db_app.command("upgrade")

@@ -31,6 +31,7 @@ from telerad.dicomweb.common import audit, dicom_json
 from telerad.dicomweb.media import DICOM, MULTIPART_RELATED, parse_media_type
 from telerad.dicomweb.multipart import MultipartParser, PartData, PartStart
 from telerad.errors import (
+    Forbidden,
     InstanceConflict,
     InvalidInput,
     MultipartError,
@@ -161,8 +162,8 @@ def _peek(staged: StagedBlob) -> _Uids:
         view.close()
 
 
-def _ingest(runtime: Runtime, part: _Part, study: str | None) -> tuple[_Uids, intake.Receipt
-                                                                       | TeleradError]:
+def _ingest(runtime: Runtime, part: _Part, study: str | None, site_id: int | None
+            ) -> tuple[_Uids, intake.Receipt | TeleradError]:
     """Ingest one part (in the threadpool); a refused part returns its error."""
     part.consumed = True
     staged = part.staged
@@ -175,7 +176,7 @@ def _ingest(runtime: Runtime, part: _Part, study: str | None) -> tuple[_Uids, in
         # PS3.18 §10.5.1: an instance of another study than the target resource is refused
         # (UidMismatch, A900H) before it reaches the index.
         receipt = runtime.ingest(
-            staged, sender=intake.Sender(origin=Origin.STOW, site_id=None),
+            staged, sender=intake.Sender(origin=Origin.STOW, site_id=site_id),
             expected=intake.Expected(study_instance_uid=study),
         )
     except TeleradError as exc:
@@ -222,8 +223,21 @@ def _record(result: _Result, part: _Part, uids: _Uids, outcome: intake.Receipt |
                    outcome.code, outcome.dimse_status, uids.sop_instance_uid or "unknown")
 
 
+def _site_of(actor: Actor) -> int | None:
+    """The site instances sent by ``actor`` belong to: a person's one site; none for a
+    service account (archive-wide)."""
+    sites = actor.scope.site_ids
+    if sites is None:
+        return None
+    if len(sites) != 1:
+        raise Forbidden("an account bound to several sites (or none) cannot tell which site "
+                        "these images come from: send them over DICOM from the site's device")
+    return next(iter(sites))
+
+
 async def _store(request: Request, actor: Actor, study: str | None) -> Response:
     actor.scope.require(Permission.ARCHIVE_WRITE)
+    site_id = _site_of(actor)
     runtime = runtime_of(request)
     boundary = _boundary(request.headers.get("content-type"))
     limit = runtime.settings.max_upload_bytes
@@ -234,7 +248,7 @@ async def _store(request: Request, actor: Actor, study: str | None) -> Response:
     result = _Result()
     try:
         for part in parts:
-            uids, outcome = await run_in_threadpool(_ingest, runtime, part, study)
+            uids, outcome = await run_in_threadpool(_ingest, runtime, part, study, site_id)
             _record(result, part, uids, outcome)
     finally:
         _discard(parts)  # parts left by a cancelled request

@@ -86,12 +86,13 @@ def echoscu(*, port: int, calling: str, called: str = "TELERAD", timeout: float 
 
 
 def telerad_command(*args: str, data_dir: Path, env: dict[str, str] | None = None,
-                    check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``telerad ARGS --data-dir DATA_DIR`` in a child process."""
+                    check: bool = True, input_text: str | None = None,
+                    ) -> subprocess.CompletedProcess[str]:
+    """Run ``telerad ARGS --data-dir DATA_DIR`` in a child process (``input_text`` on stdin)."""
     return subprocess.run(
         [sys.executable, "-m", "telerad", *args, "--data-dir", str(data_dir)],
         capture_output=True, text=True, env={**os.environ, **(env or {})}, check=check,
-        timeout=120,
+        timeout=120, input=input_text,
     )
 
 

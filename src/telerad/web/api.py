@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from telerad.archive import queries
 from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
+from telerad.auth.users import sign_in
 from telerad.db import transaction
 from telerad.httpauth import current_actor, runtime_of, source_of
 
@@ -81,3 +82,33 @@ def get_study(
     runtime.audit(who_for(actor, source_of(request)), Action.READ_METADATA,
                   study_instance_uid=study_instance_uid, detail={"route": "api/studies/{uid}"})
     return study
+
+
+class SignInIn(BaseModel):
+    """Credentials of a person."""
+
+    username: str
+    password: str
+
+
+class SignInOut(BaseModel):
+    """A session: send ``Authorization: Bearer <token>`` until ``expires_at``."""
+
+    token: str
+    expires_at: dt.datetime
+    username: str
+    role: str
+    site_ids: list[int]
+
+
+@router.post("/login", response_model=SignInOut, tags=["access"])
+def login(request: Request, credentials: SignInIn) -> SignInOut:
+    """Sign in with a username and a password; returns a bearer token for a session."""
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        signed = sign_in(session, username=credentials.username, password=credentials.password,
+                         now=runtime.clock.now())
+    return SignInOut(
+        token=signed.token, expires_at=signed.expires_at, username=signed.actor.name,
+        role=signed.role, site_ids=sorted(signed.actor.scope.site_ids or ()),
+    )

@@ -1,0 +1,124 @@
+"""People: accounts with a role and sites, Argon2 passwords, and sign-in sessions.
+
+A user's Scope is computed here and only here: the sites they are bound to, and the
+permissions of their role. Pages, second factors and lock-out come with the web application.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telerad.auth.models import Role, User, UserSession, UserSite
+from telerad.auth.service import Actor, Permission, Scope, authenticate_token, digest
+from telerad.errors import Conflict, InvalidInput, NotAuthenticated
+
+SESSION_PREFIX = "trs_"
+#: How long a session lasts without signing in again (a night shift and then some).
+SESSION_LIFETIME = dt.timedelta(hours=14)
+MIN_PASSWORD_LENGTH = 12
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+_HASHER = PasswordHasher()
+# Verified when the username is unknown, so that the answer takes as long either way.
+_DUMMY_HASH = _HASHER.hash("telerad: no such user")
+
+#: What each role may do with the archive. Requests, reports and administration come with
+#: their own permissions in the workflow.
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.REQUESTING_PHYSICIAN: frozenset({Permission.ARCHIVE_READ}),
+    Role.TECHNOLOGIST: frozenset({Permission.ARCHIVE_READ, Permission.ARCHIVE_WRITE}),
+    Role.RADIOLOGIST: frozenset({Permission.ARCHIVE_READ}),
+    Role.EXPERT: frozenset({Permission.ARCHIVE_READ}),
+    Role.SITE_MANAGER: frozenset({Permission.ARCHIVE_READ}),
+    Role.COORDINATOR: frozenset(),
+    Role.ADMIN: frozenset(),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedIn:
+    """A new session: the bearer token is given once and never stored."""
+
+    token: str
+    expires_at: dt.datetime
+    actor: Actor
+    role: Role
+
+
+def create_user(
+    session: Session, *, username: str, display_name: str, role: Role, password: str,
+    site_ids: list[int], now: dt.datetime,
+) -> User:
+    """A new account bound to ``site_ids``."""
+    username = username.strip().lower()
+    if not _USERNAME.match(username):
+        raise InvalidInput("a username is 2 to 100 of a-z, 0-9, '.', '_', '-'")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"a user named {username!r} already exists")
+    user = User(username=username, display_name=display_name.strip() or username, role=role,
+                password_hash=_HASHER.hash(password), active=True, created_at=now)
+    session.add(user)
+    session.flush()
+    for site_id in sorted(set(site_ids)):
+        session.add(UserSite(user_id=user.id, site_id=site_id))
+    session.flush()
+    return user
+
+
+def actor_for(session: Session, user: User) -> Actor:
+    """The user as an actor: their role's permissions over their sites' patients."""
+    site_ids = frozenset(
+        session.scalars(select(UserSite.site_id).where(UserSite.user_id == user.id))
+    )
+    return Actor(
+        kind="user", id=user.id, name=user.username,
+        scope=Scope(permissions=ROLE_PERMISSIONS[Role(user.role)], site_ids=site_ids),
+    )
+
+
+def sign_in(session: Session, *, username: str, password: str, now: dt.datetime) -> SignedIn:
+    """Check the password and open a session; NotAuthenticated says nothing more."""
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    try:
+        _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise NotAuthenticated("unknown username or wrong password") from exc
+    if user is None or not user.active:
+        raise NotAuthenticated("unknown username or wrong password")
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = _HASHER.hash(password)
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    expires_at = now + SESSION_LIFETIME
+    session.add(UserSession(user_id=user.id, token_sha256=digest(token), created_at=now,
+                            expires_at=expires_at))
+    session.flush()
+    return SignedIn(token=token, expires_at=expires_at, actor=actor_for(session, user),
+                    role=Role(user.role))
+
+
+def authenticate_session(session: Session, token: str, *, now: dt.datetime) -> Actor:
+    """The actor behind a session token, while the session lasts and the user is active."""
+    row = session.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_sha256 == digest(token), UserSession.revoked_at.is_(None))
+    ).first()
+    if row is None or row.UserSession.expires_at <= now or not row.User.active:
+        raise NotAuthenticated("session unknown, expired or revoked: sign in again")
+    return actor_for(session, row.User)
+
+
+def authenticate_bearer(session: Session, token: str, *, now: dt.datetime) -> Actor:
+    """The actor behind any bearer token: a person's session or a service account's token."""
+    if token.startswith(SESSION_PREFIX):
+        return authenticate_session(session, token, now=now)
+    return authenticate_token(session, token)
