@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import socket
+import struct
+import threading
 
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
@@ -13,6 +16,7 @@ from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from telerad.gateway.upper_layer import (
     C_STORE_RQ,
     C_STORE_RSP,
+    Association,
     _abort_pdu,
     _reject_pdu,
     decode_command,
@@ -61,3 +65,23 @@ def test_reject_and_abort_pdus_decode() -> None:
     abort = A_ABORT_RQ()
     abort.decode(_abort_pdu(0x02, 0x02))
     assert (abort.source, abort.reason_diagnostic) == (0x02, 0x02)
+
+
+def test_a_pdu_declaring_a_huge_length_is_aborted_without_reading_it() -> None:
+    class _Handler:
+        def begin_store(self, **_kwargs: str) -> None:
+            raise AssertionError("no store expected")
+
+    ours, theirs = socket.socketpair()
+    association = Association(ours, ("127.0.0.1", 0), ae_title="TELERAD",
+                              acceptor=lambda *_args: _Handler(),  # type: ignore[arg-type, return-value]
+                              maximum_pdu_size=16384, network_timeout=5)
+    association._between_messages = True
+    thread = threading.Thread(target=association._serve)
+    thread.start()
+    theirs.sendall(struct.pack(">BxI", 0x07, 0xFFFFFFF0))  # an A-ABORT of ~4 GiB
+    thread.join(5)
+    assert not thread.is_alive()
+    assert theirs.recv(10)[:1] == b"\x07"  # answered with an A-ABORT, nothing allocated
+    theirs.close()
+    ours.close()

@@ -350,12 +350,11 @@ class Association:
                 if length > self.maximum_pdu_size + 6 and self.maximum_pdu_size:
                     raise ConnectionError("PDU above the negotiated maximum length")
                 self._p_data(self._read_into(length))
-            elif pdu_type == A_RELEASE_RQ_PDU:
+            elif pdu_type in (A_RELEASE_RQ_PDU, A_ABORT_PDU) and length == 4:
+                # Both carry 4 reserved or source/reason bytes (PS3.8 §9.3.6, §9.3.8).
                 self._read_into(length)
-                self.sock.sendall(struct.pack(">BxIxxxx", A_RELEASE_RP_PDU, 4))
-                return
-            elif pdu_type == A_ABORT_PDU:
-                self._read_into(length)
+                if pdu_type == A_RELEASE_RQ_PDU:
+                    self.sock.sendall(struct.pack(">BxIxxxx", A_RELEASE_RP_PDU, 4))
                 return
             else:
                 self._send_quietly(_abort_pdu(0x02, 0x02))
