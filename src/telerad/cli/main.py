@@ -31,6 +31,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="People who sign in: roles and sites.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+team_app = typer.Typer(help="Reading teams.", no_args_is_help=True)
+app.add_typer(team_app, name="team")
+contract_app = typer.Typer(help="Sites' contracts: coverage, cascade of teams, turnaround.",
+                           no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -171,6 +176,93 @@ def user_add(  # noqa: PLR0917 - the options of a command
     except TeleradError as exc:
         _fail(exc)
     typer.echo(user_id)
+
+
+@team_app.command("add")
+def team_add(
+    name: str,
+    data_dir: DataDir,
+    kind: Annotated[str, typer.Option(help="local, group, region or provider")] = "provider",
+) -> None:
+    """Add a reading team; print its id."""
+    from telerad.workflow.sites.contracts import add_team  # noqa: PLC0415
+    from telerad.workflow.sites.models import TeamKind  # noqa: PLC0415
+
+    try:
+        team_kind = TeamKind(kind)
+    except ValueError:
+        raise typer.BadParameter(f"unknown kind {kind!r}", param_hint="--kind") from None
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            team_id = add_team(session, name=name, kind=team_kind).id
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(team_id)
+
+
+@contract_app.command("add")
+def contract_add(  # noqa: PLR0917 - the options of a command
+    site: str,
+    data_dir: DataDir,
+    modality: Annotated[str, typer.Option(help="DICOM Modality: CT, MR, ...")],
+    window: Annotated[list[str], typer.Option(
+        "--window", help='Coverage, e.g. "every 18:30-08:00" or "sat,sun,holiday 00:00-00:00"')],
+    team: Annotated[list[str], typer.Option("--team", help="Reading team, in cascade order")],
+    target: Annotated[list[str], typer.Option(
+        "--target", help="Turnaround, e.g. stroke_alert=15 (minutes)")] = [],  # noqa: B006
+) -> None:
+    """Add a site's contract for one modality: coverage windows, cascade, turnaround."""
+    from telerad.workflow.sites.contracts import add_contract, parse_window  # noqa: PLC0415
+    from telerad.workflow.sites.models import Urgency  # noqa: PLC0415
+    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        minutes: dict[Urgency, int] = {}
+        for item in target:
+            name, _, value = item.partition("=")
+            try:
+                minutes[Urgency(name.strip())] = int(value)
+            except ValueError:
+                raise typer.BadParameter(f"{item!r}: write URGENCY=MINUTES",
+                                         param_hint="--target") from None
+        with transaction(runtime.sessions) as session:
+            contract = add_contract(
+                session, site_id=site_by_name(session, site).id, modality=modality,
+                windows=[parse_window(w) for w in window], team_names=team,
+                target_minutes=minutes, now=runtime.clock.now(),
+            )
+            contract_id = contract.id
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(contract_id)
+
+
+@contract_app.command("list")
+def contract_list(site: str, data_dir: DataDir) -> None:
+    """A site's contracts: modality, windows, cascade, targets."""
+    from telerad.workflow.sites.contracts import (  # noqa: PLC0415
+        cascade,
+        contracts_of,
+        coverage,
+        targets,
+    )
+    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions, readonly=True) as session:
+            for contract in contracts_of(session, site_by_name(session, site).id):
+                windows = "; ".join(
+                    f"{','.join(sorted(d.value for d in w.days))} {w.start:%H:%M}-{w.end:%H:%M}"
+                    for w in coverage(contract))
+                teams = " > ".join(t.name for t in cascade(session, contract))
+                turnaround = ", ".join(f"{u.value} {int(d.total_seconds() // 60)} min"
+                                       for u, d in targets(contract).items())
+                typer.echo(f"{contract.modality}\t{windows}\t{teams}\t{turnaround}")
+    except TeleradError as exc:
+        _fail(exc)
 
 
 @db_app.command("upgrade")
