@@ -36,6 +36,11 @@ app.add_typer(team_app, name="team")
 contract_app = typer.Typer(help="Sites' contracts: coverage, cascade of teams, turnaround.",
                            no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+radiologist_app = typer.Typer(help="Radiologists and their credentials.", no_args_is_help=True)
+app.add_typer(radiologist_app, name="radiologist")
+roster_app = typer.Typer(help="The duty roster: shifts and coverage checks.",
+                         no_args_is_help=True)
+app.add_typer(roster_app, name="roster")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -263,6 +268,98 @@ def contract_list(site: str, data_dir: DataDir) -> None:
                 typer.echo(f"{contract.modality}\t{windows}\t{teams}\t{turnaround}")
     except TeleradError as exc:
         _fail(exc)
+
+
+@radiologist_app.command("add")
+def radiologist_add(
+    name: str,
+    data_dir: DataDir,
+    site: Annotated[list[str], typer.Option("--site", help="A site they may read for")],
+    subspecialty: Annotated[list[str], typer.Option(
+        "--subspecialty", help="neuro, paediatric, msk, cardiac, ...")] = [],  # noqa: B006
+) -> None:
+    """Add a radiologist credentialed for the sites given; print their id."""
+    from telerad.workflow.roster.service import add_radiologist  # noqa: PLC0415
+    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            radiologist = add_radiologist(
+                session, name=name, site_ids=[site_by_name(session, s).id for s in site],
+                subspecialties=subspecialty, now=runtime.clock.now(),
+            )
+            radiologist_id = radiologist.id
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(radiologist_id)
+
+
+@roster_app.command("import")
+def roster_import(
+    path: Path,
+    data_dir: DataDir,
+    timezone: Annotated[str, typer.Option(help="Zone of times written without offset")] = (
+        "Europe/Paris"),
+) -> None:
+    """Import shifts from CSV: radiologist,team,start,end,role (primary or backup)."""
+    import zoneinfo  # noqa: PLC0415
+
+    from telerad.workflow.roster.service import import_shifts  # noqa: PLC0415
+
+    try:
+        zone = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone"
+                                 ) from None
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions) as session:
+            count = import_shifts(session, text=path.read_text(encoding="utf-8"), zone=zone)
+    except TeleradError as exc:
+        _fail(exc)
+    typer.echo(f"{count} shifts imported")
+
+
+@roster_app.command("check")
+def roster_check(
+    site: str,
+    data_dir: DataDir,
+    modality: Annotated[str, typer.Option(help="The contract's modality")],
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (default today)")
+                     ] = "",
+    days: Annotated[int, typer.Option(min=1, max=366)] = 7,
+) -> None:
+    """Report the spans of the coming days that the contract requires and nobody covers;
+    exit 1 if there is any."""
+    import datetime as dt  # noqa: PLC0415
+    import zoneinfo  # noqa: PLC0415
+
+    from telerad.workflow.roster.service import roster_gaps  # noqa: PLC0415
+    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
+
+    runtime = _open(data_dir)
+    try:
+        with transaction(runtime.sessions, readonly=True) as session:
+            found = site_by_name(session, site)
+            zone = zoneinfo.ZoneInfo(found.timezone)
+            first = (dt.date.fromisoformat(start) if start
+                     else runtime.clock.now().astimezone(zone).date())
+            begin = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
+            end = dt.datetime.combine(first + dt.timedelta(days=days), dt.time(0), tzinfo=zone)
+            holes = roster_gaps(session, site_id=found.id, modality=modality, start=begin,
+                                end=end)
+    except TeleradError as exc:
+        _fail(exc)
+    except ValueError:
+        raise typer.BadParameter(f"{start!r}: write YYYY-MM-DD", param_hint="--from") from None
+    for hole in holes:
+        typer.echo(f"gap\t{hole.start.astimezone(zone):%a %Y-%m-%d %H:%M}"
+                   f"\t{hole.end.astimezone(zone):%a %Y-%m-%d %H:%M}")
+    if holes:
+        console.print(f"[red]{len(holes)} gap(s)[/red] in {modality.upper()} coverage at {site}")
+        raise typer.Exit(1)
+    typer.echo(f"{modality.upper()} at {site}: covered from {begin:%Y-%m-%d} for {days} days")
 
 
 @db_app.command("upgrade")
