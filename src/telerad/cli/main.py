@@ -1,4 +1,5 @@
-"""The ``telerad`` command line: serve, site, token, import, db, demo."""
+"""The ``telerad`` command line: serve, site, token, user, import, db, audit, demo; the
+workflow's commands (team, contract, radiologist, roster) are in :mod:`telerad.cli.workflow`."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from telerad import logs
 from telerad.auth.models import Role
-from telerad.config import Settings
-from telerad.db import transaction
+from telerad.cli import workflow
+from telerad.cli.common import DataDir, console, step
+from telerad.cli.common import fail as _fail
+from telerad.cli.common import open_runtime as _open
 from telerad.errors import TeleradError
-from telerad.runtime import Runtime
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (hospitals) and their senders' AE titles.", no_args_is_help=True)
@@ -31,22 +32,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="People who sign in: roles and sites.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
-team_app = typer.Typer(help="Reading teams.", no_args_is_help=True)
-app.add_typer(team_app, name="team")
-contract_app = typer.Typer(help="Sites' contracts: coverage, cascade of teams, turnaround.",
-                           no_args_is_help=True)
-app.add_typer(contract_app, name="contract")
-radiologist_app = typer.Typer(help="Radiologists and their credentials.", no_args_is_help=True)
-app.add_typer(radiologist_app, name="radiologist")
-roster_app = typer.Typer(help="The duty roster: shifts and coverage checks.",
-                         no_args_is_help=True)
-app.add_typer(roster_app, name="roster")
-console = Console(stderr=True)
-
-DataDir = Annotated[
-    Path,
-    typer.Option("--data-dir", envvar="TELERAD_DATA_DIR", help="Data directory (index + blobs)."),
-]
+for sub_app, name in ((workflow.team_app, "team"), (workflow.contract_app, "contract"),
+                      (workflow.radiologist_app, "radiologist"), (workflow.roster_app, "roster")):
+    app.add_typer(sub_app, name=name)
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
@@ -54,15 +42,6 @@ def _address(value: str, option: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise typer.BadParameter(f"{option} wants HOST:PORT, not {value!r}")
     return host, int(port)
-
-
-def _open(data_dir: Path, **overrides: Any) -> Runtime:
-    return Runtime.open(Settings.from_env(data_dir, **overrides))
-
-
-def _fail(exc: TeleradError) -> None:
-    console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -94,14 +73,10 @@ def site_add(
     """Add a site and the AE titles of its senders; print the site's id."""
     from telerad.workflow.sites.service import add_site  # noqa: PLC0415
 
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            site = add_site(session, name=name, ae_titles=ae_title, timezone=timezone,
-                            now=runtime.clock.now())
-            site_id = site.id
-    except TeleradError as exc:
-        _fail(exc)
+    with step(data_dir) as (runtime, session):
+        site = add_site(session, name=name, ae_titles=ae_title, timezone=timezone,
+                        now=runtime.clock.now())
+        site_id = site.id
     typer.echo(site_id)
 
 
@@ -110,8 +85,7 @@ def site_list(data_dir: DataDir) -> None:
     """List sites with their AE titles."""
     from telerad.workflow.sites.service import list_sites  # noqa: PLC0415
 
-    runtime = _open(data_dir)
-    with transaction(runtime.sessions, readonly=True) as session:
+    with step(data_dir, readonly=True) as (_runtime, session):
         for site in list_sites(session):
             titles = " ".join(d.ae_title for d in site.devices)
             typer.echo(f"{site.id}\t{site.name}\t{site.timezone}\t{titles}")
@@ -124,12 +98,8 @@ def token_create(
     """Create a service-account bearer token (archive-wide read/write) and print it once."""
     from telerad.auth.service import create_token  # noqa: PLC0415
 
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            _row, clear = create_token(session, name=name, now=runtime.clock.now())
-    except TeleradError as exc:
-        _fail(exc)
+    with step(data_dir) as (runtime, session):
+        _row, clear = create_token(session, name=name, now=runtime.clock.now())
     typer.echo(clear)
 
 
@@ -170,196 +140,13 @@ def user_add(  # noqa: PLR0917 - the options of a command
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else typer.prompt("password", hide_input=True, confirmation_prompt=True))
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            site_ids = [site_by_name(session, name).id for name in site]
-            user = create_user(session, username=username, display_name=display_name,
-                               role=chosen, password=password, site_ids=site_ids,
-                               now=runtime.clock.now())
-            user_id = user.id
-    except TeleradError as exc:
-        _fail(exc)
+    with step(data_dir) as (runtime, session):
+        site_ids = [site_by_name(session, name).id for name in site]
+        user = create_user(session, username=username, display_name=display_name,
+                           role=chosen, password=password, site_ids=site_ids,
+                           now=runtime.clock.now())
+        user_id = user.id
     typer.echo(user_id)
-
-
-@team_app.command("add")
-def team_add(
-    name: str,
-    data_dir: DataDir,
-    kind: Annotated[str, typer.Option(help="local, group, region or provider")] = "provider",
-) -> None:
-    """Add a reading team; print its id."""
-    from telerad.workflow.sites.contracts import add_team  # noqa: PLC0415
-    from telerad.workflow.sites.models import TeamKind  # noqa: PLC0415
-
-    try:
-        team_kind = TeamKind(kind)
-    except ValueError:
-        raise typer.BadParameter(f"unknown kind {kind!r}", param_hint="--kind") from None
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            team_id = add_team(session, name=name, kind=team_kind).id
-    except TeleradError as exc:
-        _fail(exc)
-    typer.echo(team_id)
-
-
-@contract_app.command("add")
-def contract_add(  # noqa: PLR0917 - the options of a command
-    site: str,
-    data_dir: DataDir,
-    modality: Annotated[str, typer.Option(help="DICOM Modality: CT, MR, ...")],
-    window: Annotated[list[str], typer.Option(
-        "--window", help='Coverage, e.g. "every 18:30-08:00" or "sat,sun,holiday 00:00-00:00"')],
-    team: Annotated[list[str], typer.Option("--team", help="Reading team, in cascade order")],
-    target: Annotated[list[str], typer.Option(
-        "--target", help="Turnaround, e.g. stroke_alert=15 (minutes)")] = [],  # noqa: B006
-) -> None:
-    """Add a site's contract for one modality: coverage windows, cascade, turnaround."""
-    from telerad.workflow.sites.contracts import add_contract, parse_window  # noqa: PLC0415
-    from telerad.workflow.sites.models import Urgency  # noqa: PLC0415
-    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
-
-    runtime = _open(data_dir)
-    try:
-        minutes: dict[Urgency, int] = {}
-        for item in target:
-            name, _, value = item.partition("=")
-            try:
-                minutes[Urgency(name.strip())] = int(value)
-            except ValueError:
-                raise typer.BadParameter(f"{item!r}: write URGENCY=MINUTES",
-                                         param_hint="--target") from None
-        with transaction(runtime.sessions) as session:
-            contract = add_contract(
-                session, site_id=site_by_name(session, site).id, modality=modality,
-                windows=[parse_window(w) for w in window], team_names=team,
-                target_minutes=minutes, now=runtime.clock.now(),
-            )
-            contract_id = contract.id
-    except TeleradError as exc:
-        _fail(exc)
-    typer.echo(contract_id)
-
-
-@contract_app.command("list")
-def contract_list(site: str, data_dir: DataDir) -> None:
-    """A site's contracts: modality, windows, cascade, targets."""
-    from telerad.workflow.sites.contracts import (  # noqa: PLC0415
-        cascade,
-        contracts_of,
-        coverage,
-        targets,
-    )
-    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
-
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions, readonly=True) as session:
-            for contract in contracts_of(session, site_by_name(session, site).id):
-                windows = "; ".join(
-                    f"{','.join(sorted(d.value for d in w.days))} {w.start:%H:%M}-{w.end:%H:%M}"
-                    for w in coverage(contract))
-                teams = " > ".join(t.name for t in cascade(session, contract))
-                turnaround = ", ".join(f"{u.value} {int(d.total_seconds() // 60)} min"
-                                       for u, d in targets(contract).items())
-                typer.echo(f"{contract.modality}\t{windows}\t{teams}\t{turnaround}")
-    except TeleradError as exc:
-        _fail(exc)
-
-
-@radiologist_app.command("add")
-def radiologist_add(
-    name: str,
-    data_dir: DataDir,
-    site: Annotated[list[str], typer.Option("--site", help="A site they may read for")],
-    subspecialty: Annotated[list[str], typer.Option(
-        "--subspecialty", help="neuro, paediatric, msk, cardiac, ...")] = [],  # noqa: B006
-) -> None:
-    """Add a radiologist credentialed for the sites given; print their id."""
-    from telerad.workflow.roster.service import add_radiologist  # noqa: PLC0415
-    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
-
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            radiologist = add_radiologist(
-                session, name=name, site_ids=[site_by_name(session, s).id for s in site],
-                subspecialties=subspecialty, now=runtime.clock.now(),
-            )
-            radiologist_id = radiologist.id
-    except TeleradError as exc:
-        _fail(exc)
-    typer.echo(radiologist_id)
-
-
-@roster_app.command("import")
-def roster_import(
-    path: Path,
-    data_dir: DataDir,
-    timezone: Annotated[str, typer.Option(help="Zone of times written without offset")] = (
-        "Europe/Paris"),
-) -> None:
-    """Import shifts from CSV: radiologist,team,start,end,role (primary or backup)."""
-    import zoneinfo  # noqa: PLC0415
-
-    from telerad.workflow.roster.service import import_shifts  # noqa: PLC0415
-
-    try:
-        zone = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone"
-                                 ) from None
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions) as session:
-            count = import_shifts(session, text=path.read_text(encoding="utf-8"), zone=zone)
-    except TeleradError as exc:
-        _fail(exc)
-    typer.echo(f"{count} shifts imported")
-
-
-@roster_app.command("check")
-def roster_check(
-    site: str,
-    data_dir: DataDir,
-    modality: Annotated[str, typer.Option(help="The contract's modality")],
-    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (default today)")
-                     ] = "",
-    days: Annotated[int, typer.Option(min=1, max=366)] = 7,
-) -> None:
-    """Report the spans of the coming days that the contract requires and nobody covers;
-    exit 1 if there is any."""
-    import datetime as dt  # noqa: PLC0415
-    import zoneinfo  # noqa: PLC0415
-
-    from telerad.workflow.roster.service import roster_gaps  # noqa: PLC0415
-    from telerad.workflow.sites.service import site_by_name  # noqa: PLC0415
-
-    runtime = _open(data_dir)
-    try:
-        with transaction(runtime.sessions, readonly=True) as session:
-            found = site_by_name(session, site)
-            zone = zoneinfo.ZoneInfo(found.timezone)
-            first = (dt.date.fromisoformat(start) if start
-                     else runtime.clock.now().astimezone(zone).date())
-            begin = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
-            end = dt.datetime.combine(first + dt.timedelta(days=days), dt.time(0), tzinfo=zone)
-            holes = roster_gaps(session, site_id=found.id, modality=modality, start=begin,
-                                end=end)
-    except TeleradError as exc:
-        _fail(exc)
-    except ValueError:
-        raise typer.BadParameter(f"{start!r}: write YYYY-MM-DD", param_hint="--from") from None
-    for hole in holes:
-        typer.echo(f"gap\t{hole.start.astimezone(zone):%a %Y-%m-%d %H:%M}"
-                   f"\t{hole.end.astimezone(zone):%a %Y-%m-%d %H:%M}")
-    if holes:
-        console.print(f"[red]{len(holes)} gap(s)[/red] in {modality.upper()} coverage at {site}")
-        raise typer.Exit(1)
-    typer.echo(f"{modality.upper()} at {site}: covered from {begin:%Y-%m-%d} for {days} days")
 
 
 @db_app.command("upgrade")
@@ -374,8 +161,7 @@ def audit_verify(data_dir: DataDir) -> None:
     """Check the hash chain of the audit trail; exit 1 and list the breaks if it was edited."""
     from telerad.audit.service import count, verify  # noqa: PLC0415
 
-    runtime = _open(data_dir)
-    with transaction(runtime.sessions, readonly=True) as session:
+    with step(data_dir, readonly=True) as (_runtime, session):
         total = count(session)
         breaks = list(verify(session))
     for item in breaks[:100]:
