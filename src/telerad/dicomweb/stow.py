@@ -12,6 +12,7 @@ the HTTP status says whether all (200), some (202) or none (409) were stored.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -141,12 +142,23 @@ def _discard(parts: list[_Part]) -> None:
             part.staged.discard()
 
 
-def _peek(staged: StagedBlob) -> _Uids:
-    """Best-effort UIDs of a staged part, read leniently (for the response and the study
-    check); the strict validation is the intake's."""
+#: Enough of a part to find its UIDs again if the intake refuses it (and discards it).
+_HEAD_BYTES = 64 * 1024
+
+
+def _head(staged: StagedBlob) -> bytes:
     view = staged.view()
     try:
-        ds = dcmread(view, force=True, stop_before_pixels=True,
+        return view.read(_HEAD_BYTES)
+    finally:
+        view.close()
+
+
+def _peek(head: bytes) -> _Uids:
+    """Best-effort UIDs of a refused part, read leniently from its first bytes, to name it
+    in the FailedSOPSequence; parsed only for refused parts (the intake parses the rest)."""
+    try:
+        ds = dcmread(io.BytesIO(head), force=True, stop_before_pixels=True,
                      specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
 
         def uid(keyword: str) -> str | None:
@@ -156,10 +168,8 @@ def _peek(staged: StagedBlob) -> _Uids:
 
         return _Uids(sop_class_uid=uid("SOPClassUID"), sop_instance_uid=uid("SOPInstanceUID"),
                      study_instance_uid=uid("StudyInstanceUID"))
-    except Exception:  # unreadable: the intake will say why
+    except Exception:  # unreadable: the intake said why
         return _Uids()
-    finally:
-        view.close()
 
 
 def _ingest(runtime: Runtime, part: _Part, study: str | None, site_id: int | None
@@ -171,7 +181,7 @@ def _ingest(runtime: Runtime, part: _Part, study: str | None, site_id: int | Non
     if media_type != DICOM:
         staged.discard()
         return _Uids(), InvalidInput(f"part {part.number} is {media_type}, not {DICOM}")
-    uids = _peek(staged)  # for the response, also when the intake refuses the part
+    head = _head(staged)  # the intake discards a refused part: keep what names it
     try:
         # PS3.18 §10.5.1: an instance of another study than the target resource is refused
         # (UidMismatch, A900H) before it reaches the index.
@@ -180,10 +190,12 @@ def _ingest(runtime: Runtime, part: _Part, study: str | None, site_id: int | Non
             expected=intake.Expected(study_instance_uid=study),
         )
     except TeleradError as exc:
-        return uids, exc
+        return _peek(head), exc
     except Exception:
         LOGGER.exception("STOW-RS part %d: unexpected error while storing", part.number)
-        return uids, StorageFailure("internal error while storing")
+        return _peek(head), StorageFailure("internal error while storing")
+    uids = _Uids(sop_class_uid=receipt.sop_class_uid, sop_instance_uid=receipt.sop_instance_uid,
+                 study_instance_uid=receipt.study_instance_uid)
     if receipt.outcome == intake.Outcome.CONFLICT:
         return uids, InstanceConflict(
             f"part {part.number}: SOP Instance {receipt.sop_instance_uid} is already stored "
