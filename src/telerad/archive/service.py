@@ -156,8 +156,9 @@ def index_instance(
     site_id: int | None,
     now: dt.datetime,
     stable_age: float,
-) -> tuple[int, bool]:
-    """Index a newly stored instance; return its id and whether its study is new.
+) -> tuple[int, bool, bool]:
+    """Index a newly stored instance; return its id, whether its study is new and whether
+    its series is.
 
     The caller checked that the instance is new.
     """
@@ -177,7 +178,7 @@ def index_instance(
             instance_id, study_id, status = int(known[0]), int(known[1]), str(known[2])
             if status == StudyStatus.COMPLETE:
                 _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
-            return instance_id, False
+            return instance_id, False, False
     study_row = _first(session, "find_study", uid=header.study_instance_uid)
     created = study_row is None
     if study_row is None:
@@ -215,7 +216,7 @@ def index_instance(
         _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
     elif created:
         _schedule_check(session, study_id=study_id, now=now, stable_age=stable_age)
-    return instance_id, created
+    return instance_id, created, new_series
 
 
 def _reopen(session: Session, *, study_id: int, now: dt.datetime, stable_age: float) -> None:

@@ -39,6 +39,12 @@ class Action(StrEnum):
     """Attributes of a study read (WADO-RS metadata, API)."""
     RETRIEVE = "retrieve"
     """Instances, frames, bulk data or renderings retrieved (WADO-RS)."""
+    READ = "read"
+    """A request or exam read (its patient, clinical context, timeline)."""
+    CREATE = "create"
+    """A request filed (or an exam opened for unmatched images)."""
+    UPDATE = "update"
+    """A request or exam changed: decision, claim, release, reconciliation, cancellation."""
 
 
 @dataclass(frozen=True, kw_only=True)

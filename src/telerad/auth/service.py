@@ -29,6 +29,20 @@ class Permission(StrEnum):
     """Find and retrieve studies (QIDO-RS, WADO-RS, study API)."""
     ARCHIVE_WRITE = "archive:write"
     """Send instances (STOW-RS)."""
+    REQUESTS_FILE = "requests:file"
+    """File and cancel imaging requests."""
+    REQUESTS_DECIDE = "requests:decide"
+    """Justify requests: accept with a protocol, change the exam, refuse."""
+    EXAMS_READ = "exams:read"
+    """See exams, their state, clocks and timeline."""
+    EXAMS_ACQUIRE = "exams:acquire"
+    """Mark an acquisition done; reconcile unmatched studies."""
+    EXAMS_CLAIM = "exams:claim"
+    """See one's worklist; claim and release exams for reading."""
+    EXAMS_COORDINATE = "exams:coordinate"
+    """See escalations and explain routing."""
+    ROSTER_MANAGE = "roster:manage"
+    """Keep contracts, teams, radiologists, shifts and protocols."""
 
 
 @dataclass(frozen=True, kw_only=True)

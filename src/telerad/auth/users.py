@@ -29,16 +29,18 @@ _HASHER = PasswordHasher()
 # Verified when the username is unknown, so that the answer takes as long either way.
 _DUMMY_HASH = _HASHER.hash("telerad: no such user")
 
-#: What each role may do with the archive. Requests, reports and administration come with
-#: their own permissions in the workflow.
+_P = Permission
+#: What each role may do. Which patients it applies to is the user's sites.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.REQUESTING_PHYSICIAN: frozenset({Permission.ARCHIVE_READ}),
-    Role.TECHNOLOGIST: frozenset({Permission.ARCHIVE_READ, Permission.ARCHIVE_WRITE}),
-    Role.RADIOLOGIST: frozenset({Permission.ARCHIVE_READ}),
-    Role.EXPERT: frozenset({Permission.ARCHIVE_READ}),
-    Role.SITE_MANAGER: frozenset({Permission.ARCHIVE_READ}),
-    Role.COORDINATOR: frozenset(),
-    Role.ADMIN: frozenset(),
+    Role.REQUESTING_PHYSICIAN: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_FILE, _P.EXAMS_READ}),
+    Role.TECHNOLOGIST: frozenset({_P.ARCHIVE_READ, _P.ARCHIVE_WRITE, _P.REQUESTS_FILE,
+                                  _P.EXAMS_READ, _P.EXAMS_ACQUIRE}),
+    Role.RADIOLOGIST: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_DECIDE, _P.EXAMS_READ,
+                                 _P.EXAMS_CLAIM}),
+    Role.EXPERT: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ}),
+    Role.SITE_MANAGER: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ, _P.EXAMS_ACQUIRE}),
+    Role.COORDINATOR: frozenset({_P.EXAMS_READ, _P.EXAMS_COORDINATE, _P.ROSTER_MANAGE}),
+    Role.ADMIN: frozenset({_P.ROSTER_MANAGE}),
 }
 
 

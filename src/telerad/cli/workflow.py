@@ -102,12 +102,14 @@ def radiologist_add(
     site: Annotated[list[str], typer.Option("--site", help="A site they may read for")],
     subspecialty: Annotated[list[str], typer.Option(
         "--subspecialty", help="neuro, paediatric, msk, cardiac, ...")] = [],  # noqa: B006
+    user: Annotated[str | None, typer.Option(
+        help="Their sign-in account (role radiologist or expert)")] = None,
 ) -> None:
     """Add a radiologist credentialed for the sites given; print their id."""
     with step(data_dir) as (runtime, session):
         radiologist = add_radiologist(
             session, name=name, site_ids=[site_by_name(session, s).id for s in site],
-            subspecialties=subspecialty, now=runtime.clock.now(),
+            subspecialties=subspecialty, now=runtime.clock.now(), username=user,
         )
         radiologist_id = radiologist.id
     typer.echo(radiologist_id)
@@ -117,17 +119,22 @@ def radiologist_add(
 def roster_import(
     path: Path,
     data_dir: DataDir,
-    timezone: Annotated[str, typer.Option(help="Zone of times written without offset")] = (
+    timezone: Annotated[str, typer.Option(
+        help="Zone of times written without offset (CSV) or floating (iCalendar)")] = (
         "Europe/Paris"),
 ) -> None:
-    """Import shifts from CSV: radiologist,team,start,end,role (primary or backup)."""
+    """Import shifts, all or none, from CSV (radiologist,team,start,end,role: primary or
+    backup) or iCalendar (.ics, told by its content: one VEVENT a shift, recurrences over
+    the next 120 days)."""
     try:
         zone = zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown time zone {timezone!r}", param_hint="--timezone"
                                  ) from None
-    with step(data_dir) as (_runtime, session):
-        count = import_shifts(session, text=path.read_text(encoding="utf-8"), zone=zone)
+    with step(data_dir) as (runtime, session):
+        # utf-8-sig: spreadsheets and calendar exports often begin with a byte-order mark.
+        count = import_shifts(session, text=path.read_text(encoding="utf-8-sig"), zone=zone,
+                              now=runtime.clock.now())
     typer.echo(f"{count} shifts imported")
 
 

@@ -36,6 +36,7 @@ class SyntheticStudy:
     patient_name: str = "SYNTHETIC^PATIENT"
     accession_number: str = "ACC0001"
     study_description: str = "CT HEAD WITHOUT CONTRAST"
+    series_description: str = "AXIAL 1.0"
     study_instance_uid: str = field(default_factory=lambda: generate_uid(UID_PREFIX))
     series_instance_uid: str = field(default_factory=lambda: generate_uid(UID_PREFIX))
     study_datetime: dt.datetime = field(
@@ -89,7 +90,7 @@ def instance(study: SyntheticStudy, index: int) -> Dataset:
     ds.InstitutionName = study.institution_name
     ds.ReferringPhysicianName = "EMERGENCY^DOCTOR"
     ds.StudyDescription = study.study_description
-    ds.SeriesDescription = "AXIAL 1.0"
+    ds.SeriesDescription = study.series_description
     ds.PatientName = study.patient_name
     ds.PatientID = study.patient_id
     ds.PatientBirthDate = "19600101"

@@ -9,6 +9,8 @@ import telerad.archive.models
 import telerad.audit.models
 import telerad.auth.models
 import telerad.jobs
+import telerad.workflow.exams.models
+import telerad.workflow.requests.models
 import telerad.workflow.roster.models
 import telerad.workflow.sites.models  # noqa: F401 - registers the tables
 from telerad.db import Base

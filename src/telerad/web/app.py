@@ -15,6 +15,9 @@ from telerad.dicomweb.router import router as dicomweb_router
 from telerad.errors import NotAuthenticated, TeleradError
 from telerad.runtime import Runtime
 from telerad.web.api import router as api_router
+from telerad.web.exams_api import router as exams_router
+from telerad.web.roster_api import router as roster_router
+from telerad.web.routing_api import router as routing_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -22,7 +25,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="telerad",
         version=__version__,
-        description="Teleradiology platform: archive (DICOMweb) and JSON API.",
+        description="Teleradiology platform: archive (DICOMweb) and the JSON API of the reading "
+                    "workflow (requests, exams, worklist, routing, roster).",
     )
     app.state.runtime = runtime
 
@@ -47,5 +51,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(api_router, prefix="/api")
+    app.include_router(exams_router, prefix="/api")
+    app.include_router(routing_router, prefix="/api")
+    app.include_router(roster_router, prefix="/api")
     app.include_router(dicomweb_router, prefix="/dicomweb")
     return app

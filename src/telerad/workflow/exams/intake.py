@@ -9,8 +9,8 @@ in its own transaction and answers success only after that transaction has commi
    bytes → *already stored* (the new copy is dropped); with other bytes → *conflict*, the
    first copy kept and the refused one recorded; otherwise the instance is indexed.
 
-Matching images to requests and exams comes with the reading workflow; it will happen here,
-in the same transaction, so that every way in gets it.
+A new study or series of a known site then meets the requests in the same transaction
+(:func:`telerad.workflow.exams.service.on_images`), so that every way in gets it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from telerad.archive.models import Origin
 from telerad.audit import service as audit
 from telerad.dicom.header import InstanceHeader, read_instance
 from telerad.errors import TooLarge, UidMismatch
+from telerad.workflow.exams import service as exams
 
 LOGGER = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def receive_instance(
     existing = archive.find_instance(session, header.sop_instance_uid)
     instance_id: int | None
     if existing is None:
-        instance_id, new_study = archive.index_instance(
+        instance_id, new_study, new_series = archive.index_instance(
             session,
             header=header,
             blob_key=prepared.blob_key,
@@ -144,6 +145,9 @@ def receive_instance(
             stable_age=stable_age,
         )
         outcome = Outcome.STORED
+        if sender.site_id is not None and (new_study or new_series):
+            exams.on_images(session, header=header, site_id=sender.site_id,
+                            new_study=new_study, actor=_actor(sender), now=now)
         if new_study:  # one event per study and sender; each instance row keeps its origin
             _audit(session, sender, header, now, "success")
     elif same_content(store, existing.blob_key, prepared.blob_key):
@@ -173,6 +177,10 @@ def receive_instance(
         series_instance_uid=header.series_instance_uid,
         instance_id=instance_id,
     )
+
+
+def _actor(sender: Sender) -> str:
+    return f"{sender.origin}:{sender.ae_title}" if sender.ae_title else str(sender.origin)
 
 
 def _audit(session: Session, sender: Sender, header: InstanceHeader, now: dt.datetime,

@@ -52,6 +52,10 @@ WEEKENDS_AND_HOLIDAYS = frozenset({DayKind.SATURDAY, DayKind.SUNDAY, DayKind.HOL
 _BY_WEEKDAY = (DayKind.MONDAY, DayKind.TUESDAY, DayKind.WEDNESDAY, DayKind.THURSDAY,
                DayKind.FRIDAY, DayKind.SATURDAY, DayKind.SUNDAY)
 
+#: The longest shift the roster accepts (a weekend's on-call and then some): bounds the
+#: search for the shifts running at an instant.
+MAX_SHIFT = dt.timedelta(hours=72)
+
 #: Answers whether a local date is a public holiday at the site.
 HolidayCalendar = Callable[[dt.date], bool]
 
@@ -106,6 +110,8 @@ class Shift:
             raise ValueError("shift times must be timezone-aware")
         if self.end <= self.start:
             raise ValueError("a shift ends after it starts")
+        if self.end - self.start > MAX_SHIFT:
+            raise ValueError(f"a shift lasts at most {MAX_SHIFT.total_seconds() / 3600:g} hours")
 
     def covers(self, instant: dt.datetime) -> bool:
         return self.start <= instant < self.end
