@@ -3,12 +3,17 @@ request, justification, images, readiness, routing, worklist, claim, escalation.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from typing import Any
 
 from pydicom.uid import generate_uid
+from sqlalchemy import select
 
+from telerad.audit.models import AuditEvent
+from telerad.audit.service import verify
+from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from tests.integration.workflow_env import Env, env, request_body
 
@@ -322,3 +327,19 @@ def test_bad_requests_change_nothing(env: Env) -> None:
                              {**body, "site_id": env.night.sites["narbonne"]})
     assert status == 403
     assert env.api("coordinator").ok("GET", "/api/exams") == []
+
+
+def test_every_change_and_read_is_in_the_audit_trail(env: Env) -> None:
+    exam = _ready_exam(env)
+    env.api("dr_alice").ok("GET", "/api/worklist")
+    env.advance(minutes=25)  # escalates once (a job: the system is the actor)
+    env.api("dr_bruno").ok("POST", f"/api/exams/{exam['id']}/claim")
+    with transaction(env.runtime.sessions, readonly=True) as session:
+        events = [(e.actor_kind, e.action, json.loads(e.detail).get("what"))
+                  for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+        assert list(verify(session)) == []
+    for expected in [("user", "create", "filed"), ("user", "update", "decision:accept"),
+                     ("dicom", "store", None), ("system", "update", "ready"),
+                     ("system", "update", "escalated"), ("user", "update", "claimed")]:
+        assert expected in events, expected
+    assert ("user", "read", None) in events  # the worklist and exam reads

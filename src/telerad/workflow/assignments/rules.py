@@ -84,12 +84,15 @@ def ladder(
     team id as text)."""
     running = list(running)
     steps: list[Step] = []
+    placed: set[int] = set()  # on duty for two teams: on the first team's rung only
     for team in cascade:
         on_duty = [s for s in running if s.team == str(team.id) and s.radiologist_id in readers
+                   and s.radiologist_id not in placed
                    and qualifies(readers[s.radiologist_id], site_id=site_id,
                                  subspecialty=subspecialty) is None]
         primaries = frozenset(s.radiologist_id for s in on_duty if not s.backup)
         backups = frozenset(s.radiologist_id for s in on_duty if s.backup) - primaries
+        placed |= primaries | backups
         if not primaries and not backups:
             continue
         if steps:

@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from telerad import jobs
+from telerad.audit import service as audit
 from telerad.auth.service import Scope
 from telerad.errors import Conflict, Forbidden
 from telerad.workflow.assignments.routing import Router
@@ -109,7 +110,17 @@ def _escalate_job(ctx: jobs.JobContext, payload: dict[str, object]) -> None:
     exam_id, level = payload["exam_id"], payload["level"]
     assert isinstance(exam_id, int)
     assert isinstance(level, int)
-    escalate(ctx.session, exam_id=exam_id, level=level, now=ctx.clock.now())
+    if escalate(ctx.session, exam_id=exam_id, level=level, now=ctx.clock.now()):
+        exam = ctx.session.get(Exam, exam_id)
+        assert exam is not None
+        system_changed(ctx.session, exam, what="escalated", now=ctx.clock.now())
+
+
+def system_changed(session: Session, exam: Exam, *, what: str, now: dt.datetime) -> None:
+    """The audit event of a change telerad made on its own (a job), in its transaction."""
+    audit.record(session, who=audit.Who(kind="system", id="worker"), action=audit.Action.UPDATE,
+                 now=now, study_instance_uid=exam.study_instance_uid or "",
+                 detail={"exam_id": exam.id, "what": what})
 
 
 def radiologist_of_user(session: Session, user_id: int) -> Radiologist:

@@ -22,7 +22,7 @@ from telerad.archive.models import Series, Study, StudyStatus
 from telerad.archive.service import STUDY_COMPLETED
 from telerad.dicom.header import InstanceHeader
 from telerad.errors import InvalidInput
-from telerad.workflow.assignments.service import open_for_reading
+from telerad.workflow.assignments.service import open_for_reading, system_changed
 from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.exams.rules import NO_URGENCY_RANK, check_move
 from telerad.workflow.exams.timeline import move, record_event
@@ -170,6 +170,7 @@ def _study_completed(ctx: jobs.JobContext, payload: dict[str, object]) -> None:
     if exam is not None:
         open_for_reading(ctx.session, exam, now=ctx.clock.now(), completion="stable",
                          actor="system")
+        system_changed(ctx.session, exam, what="ready", now=ctx.clock.now())
 
 
 jobs.subscribe(STUDY_COMPLETED, STUDY_COMPLETED_JOB)

@@ -1,0 +1,103 @@
+"""Every route of the API and of DICOMweb, tried by people of the wrong site: nothing of
+another site's patient is shown or changed (PRODUCT.md, non-negotiables).
+
+The routes are read from the application itself, so a route added later is tried too; a
+path parameter this test does not know fails it, until someone says what to try there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from telerad.dicom.synthetic import SyntheticStudy, instance
+from telerad.web.app import create_app
+from tests.integration.workflow_env import Env, env, request_body
+
+__all__ = ["env"]
+
+
+def _routes(env: Env) -> list[tuple[str, str]]:
+    """Every documented route (OpenAPI) of the API and DICOMweb: (METHOD, path)."""
+    paths = create_app(env.runtime).openapi()["paths"]
+    return [(method.upper(), path) for path, operations in paths.items()
+            if path.startswith(("/api", "/dicomweb")) for method in operations]
+
+
+def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
+    # A Carcassonne exam with images, and a Carcassonne shift.
+    er = env.api("er_carcassonne")
+    exam = er.ok("POST", "/api/requests", request_body(env, patient_id="SECRET42"))
+    exam = env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
+                                  {"decision": "accept", "protocol_code": "CT_HEAD"})
+    study = SyntheticStudy(slices=1, rows=16, columns=16, patient_id="SECRET42",
+                           patient_name="DUPONT^MARIE", accession_number=exam["accession_number"])
+    env.send(study)
+    env.advance(minutes=1)
+    assert env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")["state"] == "ready"
+
+    values = {
+        "exam_id": str(exam["id"]), "study_instance_uid": study.study_instance_uid,
+        "study": study.study_instance_uid, "series": study.series_instance_uid,
+        "instance": str(instance(study, 0).SOPInstanceUID), "frames": "1", "frame": "1",
+        "tag": "7FE00010", "site_id": str(env.night.sites["carcassonne"]), "shift_id": "1",
+    }
+    secrets = ("SECRET42", "DUPONT", study.study_instance_uid, exam["accession_number"])
+    bodies: dict[str, Any] = {
+        "/api/requests": request_body(env, site="carcassonne"),
+        "/api/requests/{exam_id}/decision": {"decision": "accept", "protocol_code": "CT_HEAD"},
+        "/api/exams/{exam_id}/cancel": {"reason": "test"},
+        "/api/exams/{exam_id}/reconcile": {"reject_reason": "test"},
+        "/api/exams/{exam_id}/routing/what-if": {"shifts": []},
+    }
+    routes = _routes(env)
+    assert len(routes) > 40
+    tried = 0
+    for username in ("tech_narbonne", "er_narbonne", "dr_david"):
+        api = env.api(username)
+        for method, path in routes:
+            if path == "/api/login":
+                continue
+            names = re.findall(r"{(\w+)(?::\w+)?}", path)
+            unknown = [n for n in names if n not in values]
+            assert not unknown, f"{path}: say what to try for {unknown}"
+            url = re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m[1]], path)
+            status, answer = api.call(method, url, bodies.get(path))
+            tried += 1
+            text = str(answer)
+            leaked = [s for s in secrets if s in text]
+            assert not leaked, f"{username} {method} {url}: {status} shows {leaked}"
+            if method != "GET":
+                assert status >= 400, f"{username} {method} {url} answered {status}"
+            else:
+                assert status in (200, 204, 400, 403, 404, 406, 422), (username, url, status)
+    assert tried == 3 * (len(routes) - 1)
+    # And nothing changed.
+    after = env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")
+    assert (after["state"], after["reader_id"]) == ("ready", None)
+    assert [e["kind"] for e in after["timeline"]] == ["filed", "accept", "images_arrived",
+                                                      "ready"]
+
+
+@pytest.mark.parametrize("username", ["tech_narbonne", "dr_david"])
+def test_lists_leave_other_sites_out(env: Env, username: str) -> None:
+    env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
+    env.api("er_narbonne").ok("POST", "/api/requests",
+                              request_body(env, site="narbonne", patient_id="NARBO1"))
+    api = env.api(username)
+    if username == "tech_narbonne":
+        assert [e["patient_id"] for e in api.ok("GET", "/api/exams")] == ["NARBO1"]
+    else:
+        assert [i["exam"]["patient_id"] for i in api.ok("GET", "/api/worklist")] == ["NARBO1"]
+
+
+def test_without_a_token_every_route_says_401(env: Env) -> None:
+    anonymous = env.api()
+    for method, path in _routes(env):
+        if path == "/api/login":
+            continue
+        url = re.sub(r"{(\w+)(?::\w+)?}", "1", path)
+        status, _ = anonymous.call(method, url)
+        assert status == 401, (method, url, status)
