@@ -33,7 +33,8 @@ def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
     exam = env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
                                   {"decision": "accept", "protocol_code": "CT_HEAD"})
     study = SyntheticStudy(slices=1, rows=16, columns=16, patient_id="SECRET42",
-                           patient_name="DUPONT^MARIE", accession_number=exam["accession_number"])
+                           patient_name="DUPONT^MARIE", accession_number=exam["accession_number"],
+                           series_description="HEAD")
     env.send(study)
     env.advance(minutes=1)
     assert env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")["state"] == "ready"

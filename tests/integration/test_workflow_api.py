@@ -31,9 +31,13 @@ def _file_and_accept(env: Env, *, urgency: str = "urgent", protocol: str = "CT_H
 
 def _ready_exam(env: Env, **kwargs: Any) -> dict[str, Any]:
     exam = _file_and_accept(env, **kwargs)
-    env.send(SyntheticStudy(slices=2, rows=16, columns=16,
-                            accession_number=exam["accession_number"],
-                            patient_id=exam["patient_id"]))
+    protocol = next(p for p in env.api("dr_alice").ok("GET", "/api/protocols")
+                    if p["code"] == exam["protocol_code"])
+    study = SyntheticStudy(slices=2, rows=16, columns=16, patient_id=exam["patient_id"],
+                           accession_number=exam["accession_number"])
+    for series in protocol["expected_series"]:  # one series of each the protocol expects
+        env.send(replace(study, series_instance_uid=generate_uid(),
+                         series_description=f"{series.upper()} 1.0"))
     env.advance(minutes=1)  # the archive's stable age passes
     answer = env.api("tech_carcassonne").ok("GET", f"/api/exams/{exam['id']}")
     assert answer["state"] == "ready", answer
@@ -97,7 +101,7 @@ def test_change_and_refuse(env: Env) -> None:
 
 def test_images_meet_their_request_and_the_exam_is_offered(env: Env) -> None:
     exam = _ready_exam(env)
-    assert exam["completion"] == "stable"
+    assert exam["completion"] == "expected_series"
     assert exam["seconds_left"] == 60 * 60  # urgent: 1 h from ready (just now)
     kinds = [e["kind"] for e in env.api("tech_carcassonne").ok(
         "GET", f"/api/exams/{exam['id']}")["timeline"]]
@@ -230,10 +234,26 @@ def test_expected_series_complete_the_exam(env: Env) -> None:
     study = SyntheticStudy(slices=1, rows=16, columns=16,
                            accession_number=exam["accession_number"], series_description="HEAD")
     env.send(study)
+    env.advance(minutes=1)  # stable, but the body series has not come: the scanner paused
     assert env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}")["state"] == "acquiring"
     env.send(replace(study, series_instance_uid=generate_uid(), series_description="BODY 3mm"))
+    env.advance(minutes=1)
     done = env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}")
     assert (done["state"], done["completion"]) == ("ready", "expected_series")
+
+
+def test_missing_series_wait_their_grace_then_the_exam_is_ready(env: Env) -> None:
+    exam = _file_and_accept(env, protocol="CT_TRAUMA")
+    env.send(SyntheticStudy(slices=1, rows=16, columns=16,
+                            accession_number=exam["accession_number"], series_description="HEAD"))
+    env.advance(minutes=1)
+    env.advance(minutes=9)
+    assert env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}")["state"] == "acquiring"
+    env.advance(minutes=1)
+    done = env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}")
+    assert (done["state"], done["completion"]) == ("ready", "stable")
+    missing = [e for e in done["timeline"] if e["kind"] == "series_missing"]
+    assert missing[0]["detail"]["missing"] == ["body"]
 
 
 def test_technologist_marks_done(env: Env) -> None:
@@ -254,7 +274,7 @@ def test_unmatched_study_is_reconciled_never_guessed(env: Env) -> None:
     two = _file_and_accept(env, patient_id="PAT777")
     # No accession number, and two requests for the patient: unmatched.
     env.send(SyntheticStudy(slices=1, rows=16, columns=16, accession_number="",
-                            patient_id="PAT777"))
+                            patient_id="PAT777", series_description="HEAD"))
     tech = env.api("tech_carcassonne")
     unmatched = tech.ok("GET", "/api/exams?state=unmatched")
     assert len(unmatched) == 1

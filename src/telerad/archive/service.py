@@ -156,9 +156,8 @@ def index_instance(
     site_id: int | None,
     now: dt.datetime,
     stable_age: float,
-) -> tuple[int, bool, bool]:
-    """Index a newly stored instance; return its id, whether its study is new and whether
-    its series is.
+) -> tuple[int, bool]:
+    """Index a newly stored instance; return its id and whether its study is new.
 
     The caller checked that the instance is new.
     """
@@ -178,7 +177,7 @@ def index_instance(
             instance_id, study_id, status = int(known[0]), int(known[1]), str(known[2])
             if status == StudyStatus.COMPLETE:
                 _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
-            return instance_id, False, False
+            return instance_id, False
     study_row = _first(session, "find_study", uid=header.study_instance_uid)
     created = study_row is None
     if study_row is None:
@@ -216,7 +215,7 @@ def index_instance(
         _reopen(session, study_id=study_id, now=now, stable_age=stable_age)
     elif created:
         _schedule_check(session, study_id=study_id, now=now, stable_age=stable_age)
-    return instance_id, created, new_series
+    return instance_id, created
 
 
 def _reopen(session: Session, *, study_id: int, now: dt.datetime, stable_age: float) -> None:

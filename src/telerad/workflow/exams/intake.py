@@ -9,8 +9,8 @@ in its own transaction and answers success only after that transaction has commi
    bytes → *already stored* (the new copy is dropped); with other bytes → *conflict*, the
    first copy kept and the refused one recorded; otherwise the instance is indexed.
 
-A new study or series of a known site then meets the requests in the same transaction
-(:func:`telerad.workflow.exams.service.on_images`), so that every way in gets it.
+A new study of a known site then meets the requests in the same transaction
+(:func:`telerad.workflow.exams.service.on_new_study`), so that every way in gets it.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def receive_instance(
     existing = archive.find_instance(session, header.sop_instance_uid)
     instance_id: int | None
     if existing is None:
-        instance_id, new_study, new_series = archive.index_instance(
+        instance_id, new_study = archive.index_instance(
             session,
             header=header,
             blob_key=prepared.blob_key,
@@ -145,9 +145,9 @@ def receive_instance(
             stable_age=stable_age,
         )
         outcome = Outcome.STORED
-        if sender.site_id is not None and (new_study or new_series):
-            exams.on_images(session, header=header, site_id=sender.site_id,
-                            new_study=new_study, actor=_actor(sender), now=now)
+        if sender.site_id is not None and new_study:
+            exams.on_new_study(session, header=header, site_id=sender.site_id,
+                               actor=_actor(sender), now=now)
         if new_study:  # one event per study and sender; each instance row keeps its origin
             _audit(session, sender, header, now, "success")
     elif same_content(store, existing.blob_key, prepared.blob_key):

@@ -1,12 +1,15 @@
-"""Exams: scoped reading, state changes with their timeline, and images meeting requests.
+"""Exams meeting their images, and becoming complete.
 
-Images meet requests here, in the intake's transaction (:func:`on_images`), so that every
-way in (C-STORE, STOW-RS, import) gets it: a new study is matched by its pre-assigned Study
-Instance UID, then its Accession Number, then the patient ID of one request validated in the
-last day for that modality; anything else opens an *unmatched* exam the site reconciles —
-never a guess. An exam is complete when the series its protocol expects have arrived, when
-the technologist marks it done, or when the archive finds the study stable; a stroke alert
-is ready at its first image.
+Images meet requests in the intake's transaction (:func:`on_new_study`), so that every way
+in (C-STORE, STOW-RS, import) gets it: a new study is matched by its pre-assigned Study
+Instance UID, then its Accession Number, then the patient ID of the one request validated
+in the last day for that modality; anything else opens an *unmatched* exam the site
+reconciles — never a guess.
+
+An exam is complete when its images stopped arriving (the archive's stable age) and the
+series its protocol expects are all there; when the technologist marks it done; or, with
+series still missing, after SERIES_GRACE (what is missing goes on the timeline). A stroke
+alert is ready at its first image.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ PATIENT_MATCH_WINDOW = dt.timedelta(hours=24)
 #: States in which a request waits for its images.
 AWAITING_IMAGES = (ExamState.VALIDATED,)
 STUDY_COMPLETED_JOB = "exams.study_completed"
+SERIES_GRACE_JOB = "exams.series_grace"
+#: How long a quiet study missing some of its protocol's series waits for them.
+SERIES_GRACE = dt.timedelta(minutes=10)
 
 
 def expected_series(session: Session, exam: Exam) -> list[str]:
@@ -79,25 +85,17 @@ def _match(session: Session, header: InstanceHeader, site_id: int, now: dt.datet
     return None, "no waiting request for this patient and modality"
 
 
-def on_images(session: Session, *, header: InstanceHeader, site_id: int, new_study: bool,
-              actor: str, now: dt.datetime) -> None:
-    """A new study or a new series of a site arrived (intake, same transaction)."""
-    if new_study:
-        exam, why = _match(session, header, site_id, now)
-        if exam is not None:
-            _attach(session, exam, study_instance_uid=header.study_instance_uid,
-                    matched_by=why, actor=actor, now=now)
-        elif session.scalar(select(Exam.id).where(
-                Exam.study_instance_uid == header.study_instance_uid)) is None:
-            _open_unmatched(session, header=header, site_id=site_id, why=why, actor=actor,
-                            now=now)
-    exam = session.scalar(select(Exam).where(
-        Exam.study_instance_uid == header.study_instance_uid,
-        Exam.state == ExamState.ACQUIRING))
+def on_new_study(session: Session, *, header: InstanceHeader, site_id: int, actor: str,
+                 now: dt.datetime) -> None:
+    """A new study of a site arrived (intake, same transaction): attach it to its request,
+    or open an unmatched exam."""
+    exam, why = _match(session, header, site_id, now)
     if exam is not None:
-        expected = expected_series(session, exam)
-        if expected and _has_series(session, header.study_instance_uid, expected):
-            open_for_reading(session, exam, now=now, completion="expected_series", actor=actor)
+        _attach(session, exam, study_instance_uid=header.study_instance_uid, matched_by=why,
+                actor=actor, now=now)
+    elif session.scalar(select(Exam.id).where(
+            Exam.study_instance_uid == header.study_instance_uid)) is None:
+        _open_unmatched(session, header=header, site_id=site_id, why=why, actor=actor, now=now)
 
 
 def _open_unmatched(session: Session, *, header: InstanceHeader, site_id: int, why: str,
@@ -116,11 +114,32 @@ def _open_unmatched(session: Session, *, header: InstanceHeader, site_id: int, w
     return exam
 
 
-def _has_series(session: Session, study_instance_uid: str, expected: list[str]) -> bool:
+def missing_series(session: Session, exam: Exam) -> list[str]:
+    """The series its protocol expects that have not arrived (by Series Description)."""
     descriptions = [d.lower() for d in session.scalars(
         select(Series.series_description).join(Study, Study.id == Series.study_id)
-        .where(Study.study_instance_uid == study_instance_uid))]
-    return all(any(e.lower() in d for d in descriptions) for e in expected)
+        .where(Study.study_instance_uid == exam.study_instance_uid))]
+    return [e for e in expected_series(session, exam)
+            if not any(e.lower() in d for d in descriptions)]
+
+
+def complete_if_stable(session: Session, exam: Exam, *, actor: str, now: dt.datetime,
+                       grace_over: bool = False) -> bool:
+    """The study stopped receiving: the exam is ready if its protocol's series are all there
+    (a scanner pausing between series must not cut a stroke protocol short) — or, missing
+    some, once SERIES_GRACE has passed, with what is missing on the timeline."""
+    missing = missing_series(session, exam)
+    if missing and not grace_over:
+        jobs.enqueue(session, kind=SERIES_GRACE_JOB, payload={"exam_id": exam.id}, now=now,
+                     run_at=now + SERIES_GRACE)
+        return False
+    if missing:
+        record_event(session, exam, kind="series_missing", actor=actor, now=now,
+                     missing=missing)
+    completion = "stable" if missing or not expected_series(session, exam) else (
+        "expected_series")
+    open_for_reading(session, exam, now=now, completion=completion, actor=actor)
+    return True
 
 
 def mark_done(session: Session, exam: Exam, *, actor: str, now: dt.datetime) -> None:
@@ -154,22 +173,27 @@ def reconcile(session: Session, unmatched: Exam, *, target: Exam | None, reason:
     _attach(session, target, study_instance_uid=study_uid, matched_by="reconciled",
             actor=actor, now=now)
     status = session.scalar(select(Study.status).where(Study.study_instance_uid == study_uid))
-    if target.state == ExamState.ACQUIRING and (
-            status == StudyStatus.COMPLETE
-            or (expected_series(session, target)
-                and _has_series(session, study_uid, expected_series(session, target)))):
-        open_for_reading(session, target, now=now, completion="stable", actor=actor)
+    if target.state == ExamState.ACQUIRING and status == StudyStatus.COMPLETE:
+        complete_if_stable(session, target, actor=actor, now=now)
 
 
 @jobs.handler(STUDY_COMPLETED_JOB)
 def _study_completed(ctx: jobs.JobContext, payload: dict[str, object]) -> None:
-    """The archive found the study stable: its exam, if still acquiring, is ready."""
+    """The archive found the study stable: its exam, if still acquiring, may be ready."""
     exam = ctx.session.scalar(select(Exam).where(
         Exam.study_instance_uid == payload["study_instance_uid"],
         Exam.state == ExamState.ACQUIRING))
-    if exam is not None:
-        open_for_reading(ctx.session, exam, now=ctx.clock.now(), completion="stable",
-                         actor="system")
+    if exam is not None and complete_if_stable(ctx.session, exam, actor="system",
+                                               now=ctx.clock.now()):
+        system_changed(ctx.session, exam, what="ready", now=ctx.clock.now())
+
+
+@jobs.handler(SERIES_GRACE_JOB)
+def _series_grace(ctx: jobs.JobContext, payload: dict[str, object]) -> None:
+    """Series were still missing when the study went quiet; the grace is over."""
+    exam = ctx.session.get(Exam, payload["exam_id"])
+    if exam is not None and exam.state == ExamState.ACQUIRING and complete_if_stable(
+            ctx.session, exam, actor="system", now=ctx.clock.now(), grace_over=True):
         system_changed(ctx.session, exam, what="ready", now=ctx.clock.now())
 
 
