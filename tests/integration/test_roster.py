@@ -232,3 +232,16 @@ def test_roster_from_an_icalendar_on_the_command_line(settings: Settings, tmp_pa
     assert check.returncode == 1
     assert "gap\tThu 2026-11-26 18:30\tFri 2026-11-27 08:00\n" in check.stdout
     assert check.stdout.count("gap\t") == 1
+
+
+def test_a_shift_longer_than_three_days_is_refused(runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        site = add_site(session, name="Long Shifts", ae_titles=[], now=runtime.clock.now())
+        add_team(session, name="Long team", kind=TeamKind.PROVIDER)
+        add_radiologist(session, name="Dr Long", site_ids=[site.id], subspecialties=[],
+                        now=runtime.clock.now())
+    text = ("radiologist,team,start,end,role\n"
+            "Dr Long,Long team,2026-12-01T08:00,2026-12-04T09:00,primary\n")
+    with pytest.raises(InvalidInput, match="at most 72 hours"), \
+            transaction(runtime.sessions) as session:
+        import_shifts(session, text=text, zone=ZoneInfo("Europe/Paris"))

@@ -363,3 +363,19 @@ def test_every_change_and_read_is_in_the_audit_trail(env: Env) -> None:
                      ("system", "update", "escalated"), ("user", "update", "claimed")]:
         assert expected in events, expected
     assert ("user", "read", None) in events  # the worklist and exam reads
+
+
+def test_worklist_is_ordered_by_urgency_then_deadline(env: Env) -> None:
+    scheduled = _ready_exam(env, urgency="scheduled", patient_id="P1")
+    urgent_first = _ready_exam(env, urgency="urgent", patient_id="P2")
+    urgent_second = _ready_exam(env, urgency="urgent", patient_id="P3")
+    threatening = _ready_exam(env, urgency="life_threatening", patient_id="P4")
+    filed = env.api("er_carcassonne").ok("POST", "/api/requests",
+                                         request_body(env, urgency="stroke_alert"))
+    items = env.api("dr_alice").ok("GET", "/api/worklist")
+    assert [(i["kind"], i["exam"]["id"]) for i in items] == [
+        ("justify", filed["id"]), ("ready", threatening["id"]), ("ready", urgent_first["id"]),
+        ("ready", urgent_second["id"]), ("ready", scheduled["id"])]
+    assert env.api("dr_alice").ok("GET", "/api/worklist?modality=MR") == []
+    narbonne = env.night.sites["narbonne"]
+    assert env.api("dr_alice").ok("GET", f"/api/worklist?site_id={narbonne}") == []

@@ -12,15 +12,8 @@ from pydicom.filereader import read_dataset
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
-from telerad.gateway.upper_layer import (
-    C_STORE_RQ,
-    C_STORE_RSP,
-    Association,
-    _abort_pdu,
-    _reject_pdu,
-    decode_command,
-    encode_response,
-)
+from telerad.gateway.dimse import C_STORE_RQ, C_STORE_RSP, decode_command, encode_response
+from telerad.gateway.upper_layer import Association, _abort_pdu, _reject_pdu
 
 
 def test_store_command_encoded_by_pynetdicom_is_understood() -> None:

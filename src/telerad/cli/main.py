@@ -1,5 +1,5 @@
 """The ``telerad`` command line: serve, site, token, user, import, db, audit, demo; the
-workflow's commands (team, contract, radiologist, roster) are in :mod:`telerad.cli.workflow`."""
+workflow's commands are in :mod:`telerad.cli.workflow` and :mod:`telerad.cli.exams`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import typer
 
 from telerad import logs
 from telerad.auth.models import Role
-from telerad.cli import workflow
+from telerad.cli import exams, simulate, workflow
 from telerad.cli.common import DataDir, console, step
 from telerad.cli.common import fail as _fail
 from telerad.cli.common import open_runtime as _open
@@ -33,8 +33,10 @@ app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="People who sign in: roles and sites.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 for sub_app, name in ((workflow.team_app, "team"), (workflow.contract_app, "contract"),
-                      (workflow.radiologist_app, "radiologist"), (workflow.roster_app, "roster")):
+                      (workflow.radiologist_app, "radiologist"), (workflow.roster_app, "roster"),
+                      (exams.protocol_app, "protocol"), (exams.exam_app, "exam")):
     app.add_typer(sub_app, name=name)
+app.command("simulate")(simulate.simulate)
 
 
 def _address(value: str, option: str) -> tuple[str, int]:

@@ -316,8 +316,8 @@ def _dataset_matches(query: Dataset, entity: Dataset, parent: str) -> bool:
             continue
         vr = _vr(tag, key.VR)
         keys = _values(key)
-        if not keys or (vr not in ("UI", "DA", "TM") and all(set(k) == {"*"} for k in keys)):
-            continue  # universal matching (§C.2.2.2.3; "*" alone, §C.2.2.2.4)
+        if not keys or all(set(k) == {"*"} for k in keys):
+            continue  # universal matching (§C.2.2.2.3; "*" alone, §C.2.2.2.4, any VR)
         values = _values(held)
         if not values:
             if tag == _STATION:

@@ -1,9 +1,11 @@
-"""The DICOM edge: C-ECHO and C-STORE SCP (PS3.4 Annex A and B) into the one intake.
+"""The DICOM edge: C-ECHO and C-STORE SCP (PS3.4 Annex A and B) into the one intake, and
+the Modality Worklist C-FIND SCP (PS3.4 Annex K) of the sender's site.
 
 A handler translates and calls one domain function: the calling AE title is resolved to a
 site at association (unknown senders are rejected, PS3.8 §9.3.4), each data set streams
 into a staged blob, and 0x0000 is answered only after :func:`intake.prepare` made the bytes
-durable and the intake transaction committed.
+durable and the intake transaction committed. A worklist query sees only the site's own
+scheduled steps, and is recorded in the audit trail.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from pydicom.dataset import Dataset
+
 from telerad.archive.blobstore import StagedBlob
 from telerad.archive.models import Origin
+from telerad.audit import service as audit
 from telerad.db import transaction
+from telerad.dicom import mwl
 from telerad.dicom.part10 import file_meta
 from telerad.errors import InstanceConflict, StorageFailure, TeleradError, TooLarge
 from telerad.gateway.upper_layer import Association, AssociationRejected
 from telerad.runtime import Runtime
 from telerad.workflow.exams import intake
+from telerad.workflow.requests.worklist import worklist_entries
 from telerad.workflow.sites.service import site_for_ae_title
 
 LOGGER = logging.getLogger(__name__)
@@ -104,6 +111,23 @@ class _Handler:
             ),
             staged=staged,
         )
+
+    def find(self, *, sop_class_uid: str, identifier: Dataset) -> list[Dataset]:
+        """Modality Worklist C-FIND (PS3.4 §K.4.1.3): the site's scheduled steps matching
+        ``identifier``, each answered with the attributes it asks for."""
+        site_id = self.sender.site_id
+        if sop_class_uid != mwl.MODALITY_WORKLIST_FIND or site_id is None:
+            raise TeleradError(f"no C-FIND of {sop_class_uid} for this sender")
+        with transaction(self.runtime.sessions, readonly=True) as session:
+            entries = worklist_entries(session, site_id=site_id, now=self.runtime.clock.now())
+        answers = [mwl.response(identifier, entry) for entry in entries
+                   if mwl.matches(identifier, entry)]
+        ae_title = self.sender.ae_title
+        self.runtime.audit(audit.Who(kind="dicom", id=ae_title, source=ae_title),
+                           audit.Action.SEARCH, detail={"route": "mwl", "matches": len(answers)})
+        LOGGER.info("worklist query from %s (site %d): %d of %d steps match",
+                    ae_title, site_id, len(answers), len(entries))
+        return answers
 
 
 @dataclass

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom import Dataset, dcmread
+
 ORTHANC = "/usr/sbin/Orthanc"
 ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
 
@@ -75,6 +77,20 @@ def storescu(
             "127.0.0.1", str(port), *map(str, paths)]
     return subprocess.run(args, capture_output=True, text=True, env=dcmtk_env(), check=check,
                           timeout=timeout)
+
+
+def findscu(*, port: int, query: Path, out: Path, calling: str, called: str = "TELERAD",
+            timeout: float = 60) -> list[Dataset]:
+    """dcmtk ``findscu -W`` (Modality Worklist, PS3.4 K.6) with the identifier in ``query``;
+    the response identifiers, in the order received (written by ``-X`` into ``out``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["findscu", "-W", "-X", "-od", str(out), "-aet", calling, "-aec", called,
+         "127.0.0.1", str(port), str(query)],
+        capture_output=True, text=True, env=dcmtk_env(), timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"findscu failed ({result.returncode}): {result.stderr[-2000:]}")
+    return [dcmread(path, force=True) for path in sorted(out.glob("rsp*.dcm"))]
 
 
 def echoscu(*, port: int, calling: str, called: str = "TELERAD", timeout: float = 60

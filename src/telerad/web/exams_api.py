@@ -26,6 +26,7 @@ from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.exams.queries import get_exam, list_exams
 from telerad.workflow.exams.timeline import timeline
 from telerad.workflow.requests import service as requests
+from telerad.workflow.roster.models import Radiologist
 from telerad.workflow.sites.models import Urgency
 
 router = APIRouter(tags=["exams"])
@@ -103,6 +104,13 @@ def _read(request: Request, actor: Actor, exam_ids: list[int], route: str) -> No
                               detail={"route": route, "exam_ids": exam_ids[:100]})
 
 
+def _radiologist(session: Session, actor: Actor) -> Radiologist:
+    """The radiologist a signed-in person is; a service account reads nothing."""
+    if actor.kind != "user":
+        raise Forbidden("only a radiologist signed in as themselves may do this")
+    return assignments.radiologist_of_user(session, actor.id)
+
+
 def _actor_label(actor: Actor) -> str:
     return f"{actor.kind}:{actor.id}"
 
@@ -167,7 +175,7 @@ def decide(request: Request, exam_id: int, body: DecisionIn, actor: CurrentActor
     now = runtime.clock.now()
     with transaction(runtime.sessions) as session:
         exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = _radiologist(session, actor)
         requests.decide(session, exam, decision=body.decision, radiologist=radiologist,
                         user_id=actor.id, now=now, protocol_code=body.protocol_code,
                         exam_asked=body.exam_asked, reason=body.reason)
@@ -279,7 +287,7 @@ def worklist(request: Request, actor: CurrentActor, site_id: int | None = None,
     runtime = runtime_of(request)
     now = runtime.clock.now()
     with transaction(runtime.sessions, readonly=True) as session:
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = _radiologist(session, actor)
         items = [WorklistItemOut(kind=i.kind, exam=exam_out(i.exam, now))  # type: ignore[arg-type]
                  for i in assignments.worklist(session, scope=actor.scope,
                                                radiologist_id=radiologist.id, now=now,
@@ -296,7 +304,7 @@ def claim(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     now = runtime.clock.now()
     with transaction(runtime.sessions) as session:
         exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = _radiologist(session, actor)
         assignments.claim(session, exam, radiologist=radiologist, now=now)
         _changed(session, request, actor, exam, what="claimed", now=now)
         return exam_out(exam, now)
@@ -310,7 +318,7 @@ def release(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     now = runtime.clock.now()
     with transaction(runtime.sessions) as session:
         exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = _radiologist(session, actor)
         assignments.release(session, exam, radiologist=radiologist, now=now)
         _changed(session, request, actor, exam, what="released", now=now)
         return exam_out(exam, now)

@@ -16,8 +16,7 @@ from telerad.errors import InvalidInput
 from telerad.httpauth import current_actor, runtime_of, source_of
 from telerad.web.exams_api import ExamOut, exam_out
 from telerad.workflow.assignments.routing import RosterView, Router, roster_from_lines
-from telerad.workflow.exams.models import ExamState
-from telerad.workflow.exams.queries import get_exam, list_exams
+from telerad.workflow.exams.queries import escalated_to_coordinator, get_exam
 
 router = APIRouter(tags=["routing"])
 CurrentActor = Annotated[Actor, Depends(current_actor)]
@@ -119,9 +118,8 @@ def escalations(request: Request, actor: CurrentActor) -> list[ExamOut]:
     runtime = runtime_of(request)
     now = runtime.clock.now()
     with transaction(runtime.sessions, readonly=True) as session:
-        found = [exam_out(e, now) for e in list_exams(session, scope=actor.scope,
-                                                      states=[ExamState.READY], limit=1000)
-                 if e.coordinator_called_at is not None]
+        found = [exam_out(e, now)
+                 for e in escalated_to_coordinator(session, scope=actor.scope)]
     runtime.audit(who_for(actor, source_of(request)), Action.READ,
                   detail={"route": "api/escalations", "exam_ids": [e.id for e in found][:100]})
     return found

@@ -42,3 +42,11 @@ def list_exams(
         query = query.where(Exam.site_id == site_id)
     query = query.order_by(Exam.urgency_rank, Exam.created_at.desc(), Exam.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def escalated_to_coordinator(session: Session, *, scope: Scope) -> list[Exam]:
+    """Ready exams whose escalation reached the coordinator, most urgent first."""
+    return list(session.scalars(
+        scoped_exams(scope).where(Exam.state == ExamState.READY,
+                                  Exam.coordinator_called_at.is_not(None))
+        .order_by(Exam.urgency_rank, Exam.due_at, Exam.id)))

@@ -18,7 +18,7 @@ from telerad.auth.models import Role, User, UserSite
 from telerad.errors import Conflict, InvalidInput, NotFound
 from telerad.workflow.roster.ical import ShiftLine, is_calendar, parse_calendar
 from telerad.workflow.roster.models import Credential, Radiologist, ShiftRow
-from telerad.workflow.roster.rules import Shift, french_holidays, gaps
+from telerad.workflow.roster.rules import MAX_SHIFT, Shift, french_holidays, gaps
 from telerad.workflow.sites.contracts import cascade, coverage
 from telerad.workflow.sites.models import Contract, Site, Team
 
@@ -126,6 +126,9 @@ def _insert_shifts(session: Session, lines: Iterable[ShiftLine]) -> int:
             raise InvalidInput(f"{shift.where}: no team named {shift.team!r}")
         if shift.end <= shift.start:
             raise InvalidInput(f"{shift.where}: the shift ends before it starts")
+        if shift.end - shift.start > MAX_SHIFT:
+            raise InvalidInput(f"{shift.where}: a shift lasts at most "
+                               f"{MAX_SHIFT.total_seconds() / 3600:g} hours (split it)")
         rows.append(ShiftRow(radiologist_id=radiologists[shift.radiologist],
                              team_id=teams[shift.team], starts_at=shift.start,
                              ends_at=shift.end, backup=shift.backup))
