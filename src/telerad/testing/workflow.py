@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from telerad import jobs
 from telerad.auth.models import Role
 from telerad.auth.users import create_user
 from telerad.db import transaction
 from telerad.gateway.dicom import DicomGateway
 from telerad.runtime import Runtime
 from telerad.testing.peers import free_port
+from telerad.web.app import create_app
 from telerad.workflow.roster.models import ShiftRow
 from telerad.workflow.roster.service import add_radiologist
 from telerad.workflow.sites.contracts import add_contract, add_team, parse_window
@@ -144,8 +146,6 @@ class InProcessServer:
     clock the test moves); jobs run when the test calls ``run_jobs``."""
 
     def __init__(self, runtime: Runtime, *, ae_title: str = "TELERAD") -> None:
-        from telerad.web.app import create_app  # noqa: PLC0415 - testing imports the top
-
         self.runtime = runtime
         self.http_port = free_port()
         self.gateway = DicomGateway(runtime=runtime, host="127.0.0.1", port=0,
@@ -184,8 +184,6 @@ class InProcessServer:
 
     def run_jobs(self) -> int:
         """Run every job due at the clock's now; return how many ran."""
-        from telerad import jobs  # noqa: PLC0415
-
         total = 0
         while ran := jobs.run_due(self.runtime.sessions, self.runtime.clock, limit=100):
             total += ran

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telerad.errors import InvalidInput
 from telerad.workflow.assignments.rules import Ladder, Reader, TeamRef, Verdict, explain, ladder
 from telerad.workflow.exams.models import Exam
 from telerad.workflow.requests.models import Protocol
@@ -177,8 +178,6 @@ def roster_from_lines(
     instant: dt.datetime,
 ) -> RosterView:
     """A hypothetical roster (what-if): (radiologist name, team name, start, end, backup)."""
-    from telerad.errors import InvalidInput  # noqa: PLC0415 - only the what-if needs it
-
     by_name = {r.name: r.id for r in session.scalars(select(Radiologist))}
     teams = {t.name: t.id for t in session.scalars(select(Team))}
     running = []
