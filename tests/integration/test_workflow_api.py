@@ -379,3 +379,14 @@ def test_worklist_is_ordered_by_urgency_then_deadline(env: Env) -> None:
     assert env.api("dr_alice").ok("GET", "/api/worklist?modality=MR") == []
     narbonne = env.night.sites["narbonne"]
     assert env.api("dr_alice").ok("GET", f"/api/worklist?site_id={narbonne}") == []
+
+
+def test_exam_clocks(env: Env) -> None:
+    exam = _ready_exam(env)
+    env.advance(minutes=25)
+    env.api("dr_bruno").ok("POST", f"/api/exams/{exam['id']}/claim")  # after escalation
+    steps = {c["step"]: c for c in env.api("er_carcassonne").ok(
+        "GET", f"/api/exams/{exam['id']}")["clocks"]}
+    assert steps["claimed"]["minutes"] == 25.0
+    assert steps["claimed"]["late"] is True  # claim window of an urgent exam: 20 min
+    assert steps["reported"]["late"] is False  # 60 min target, 25 min in

@@ -18,6 +18,7 @@ from telerad.workflow.exams.rules import (
     InvalidTransition,
     check_move,
     claim_window,
+    clocks,
 )
 from telerad.workflow.sites.models import DEFAULT_TARGETS, Urgency
 
@@ -110,3 +111,20 @@ def test_claim_windows_of_the_default_targets() -> None:
                        Urgency.LIFE_THREATENING: dt.timedelta(minutes=10),
                        Urgency.URGENT: dt.timedelta(minutes=20),
                        Urgency.SCHEDULED: dt.timedelta(hours=2)}
+
+
+def test_clocks_measure_each_step_against_the_contract() -> None:
+    t0 = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)
+    minute = dt.timedelta(minutes=1)
+    steps = clocks(filed_at=t0, decided_at=t0 + 3 * minute, first_image_at=t0 + 20 * minute,
+                   ready_at=t0 + 30 * minute, claimed_at=t0 + 45 * minute, reported_at=None,
+                   target=dt.timedelta(minutes=30), now=t0 + 70 * minute)
+    assert [(c.step, c.minutes, c.late) for c in steps] == [
+        ("filed", None, None), ("validated", 3.0, None), ("first_image", 17.0, None),
+        ("ready", 10.0, None), ("claimed", 15.0, True),  # claim window: 10 min
+        ("reported", None, True)]  # 40 min after ready, target 30: late already
+    assert steps[-1].due_at == t0 + 60 * minute
+    early = clocks(filed_at=t0, decided_at=None, first_image_at=None, ready_at=None,
+                   claimed_at=None, reported_at=None, target=dt.timedelta(minutes=30),
+                   now=t0)
+    assert [c.late for c in early] == [None] * 6

@@ -21,9 +21,11 @@ from telerad.db import transaction
 from telerad.errors import Forbidden, InvalidInput
 from telerad.httpauth import current_actor, runtime_of, source_of
 from telerad.workflow.assignments import service as assignments
+from telerad.workflow.assignments.routing import Router
 from telerad.workflow.exams import service as exams
 from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.exams.queries import get_exam, list_exams
+from telerad.workflow.exams.rules import clocks
 from telerad.workflow.exams.timeline import timeline
 from telerad.workflow.requests import service as requests
 from telerad.workflow.roster.models import Radiologist
@@ -78,7 +80,19 @@ class EventOut(BaseModel):
     detail: dict[str, Any]
 
 
+class ClockOut(BaseModel):
+    """One step of the exam, measured (minutes since the step before; late against the
+    contract's deadline where there is one)."""
+
+    step: str
+    at: dt.datetime | None
+    minutes: float | None
+    due_at: dt.datetime | None
+    late: bool | None
+
+
 class ExamDetail(ExamOut):
+    clocks: list[ClockOut]
     timeline: list[EventOut]
 
 
@@ -229,7 +243,12 @@ def get_exam_route(request: Request, exam_id: int, actor: CurrentActor) -> ExamD
         exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
         events = [EventOut(at=e.at, kind=e.kind, actor=e.actor, detail=json.loads(e.detail))
                   for e in timeline(session, exam)]
-        detail = ExamDetail(**exam_out(exam, now).model_dump(), timeline=events)
+        steps = clocks(filed_at=exam.filed_at, decided_at=exam.decided_at,
+                       first_image_at=exam.first_image_at, ready_at=exam.ready_at,
+                       claimed_at=exam.claimed_at, reported_at=exam.reported_at,
+                       target=Router(session, now).target(exam), now=now)
+        detail = ExamDetail(**exam_out(exam, now).model_dump(), timeline=events,
+                            clocks=[ClockOut(**vars(c)) for c in steps])
     _read(request, actor, [exam_id], "api/exams/{id}")
     return detail
 

@@ -11,6 +11,7 @@ Every change goes through :func:`check_move`; the table is tested exhaustively.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from telerad.errors import Conflict
 from telerad.workflow.exams.models import ExamState as S
@@ -61,3 +62,40 @@ def claim_window(target: dt.timedelta) -> dt.timedelta:
     turnaround target (stroke alert 15 min → 5 min), at least one minute, at most two hours
     (a scheduled exam's 24 h target must not leave it unseen overnight)."""
     return min(max(target / 3, dt.timedelta(minutes=1)), dt.timedelta(hours=2))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepClock:
+    """One step of an exam measured: when it happened, how long after the step before,
+    and against its deadline where the contract sets one."""
+
+    step: str
+    at: dt.datetime | None
+    minutes: float | None
+    due_at: dt.datetime | None = None
+    #: Past its deadline (done late, or not done and the deadline passed); None: no deadline.
+    late: bool | None = None
+
+
+def clocks(
+    *, filed_at: dt.datetime | None, decided_at: dt.datetime | None,
+    first_image_at: dt.datetime | None, ready_at: dt.datetime | None,
+    claimed_at: dt.datetime | None, reported_at: dt.datetime | None,
+    target: dt.timedelta, now: dt.datetime,
+) -> list[StepClock]:
+    """The exam's clocks: request validated, first image, complete, claimed (within the
+    first claim window), reported (within the turnaround target, from complete)."""
+    claim_due = None if ready_at is None else ready_at + claim_window(target)
+    report_due = None if ready_at is None else ready_at + target
+    steps = [("filed", filed_at, None), ("validated", decided_at, None),
+             ("first_image", first_image_at, None), ("ready", ready_at, None),
+             ("claimed", claimed_at, claim_due), ("reported", reported_at, report_due)]
+    result: list[StepClock] = []
+    previous: dt.datetime | None = None
+    for step, at, due in steps:
+        minutes = None if at is None or previous is None else (
+            (at - previous).total_seconds() / 60)
+        late = None if due is None else (at or now) > due
+        result.append(StepClock(step=step, at=at, minutes=minutes, due_at=due, late=late))
+        previous = at or previous
+    return result
