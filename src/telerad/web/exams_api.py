@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -113,6 +115,19 @@ def _changed(session: Session, request: Request, actor: Actor, exam: Exam, *, wh
            detail={"exam_id": exam.id, "what": what})
 
 
+@contextmanager
+def _changing(request: Request, actor: Actor, exam_id: int, *, permission: Permission,
+              what: str) -> Iterator[tuple[Session, Exam, dt.datetime]]:
+    """One change of one exam the actor may see, in one transaction with its audit event."""
+    actor.scope.require(permission)
+    runtime = runtime_of(request)
+    now = runtime.clock.now()
+    with transaction(runtime.sessions) as session:
+        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+        yield session, exam, now
+        _changed(session, request, actor, exam, what=what, now=now)
+
+
 def _read(request: Request, actor: Actor, exam_ids: list[int], route: str) -> None:
     runtime_of(request).audit(who_for(actor, source_of(request)), Action.READ,
                               detail={"route": route, "exam_ids": exam_ids[:100]})
@@ -184,16 +199,12 @@ class DecisionIn(BaseModel):
 def decide(request: Request, exam_id: int, body: DecisionIn, actor: CurrentActor) -> ExamOut:
     """Accept with a protocol, change the exam, or refuse with a reason (radiologist on duty
     for the request's site and modality)."""
-    actor.scope.require(Permission.REQUESTS_DECIDE)
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = _radiologist(session, actor)
-        requests.decide(session, exam, decision=body.decision, radiologist=radiologist,
-                        user_id=actor.id, now=now, protocol_code=body.protocol_code,
-                        exam_asked=body.exam_asked, reason=body.reason)
-        _changed(session, request, actor, exam, what=f"decision:{body.decision}", now=now)
+    with _changing(request, actor, exam_id, permission=Permission.REQUESTS_DECIDE,
+                   what=f"decision:{body.decision}") as (session, exam, now):
+        requests.decide(session, exam, decision=body.decision,
+                        radiologist=_radiologist(session, actor), user_id=actor.id, now=now,
+                        protocol_code=body.protocol_code, exam_asked=body.exam_asked,
+                        reason=body.reason)
         return exam_out(exam, now)
 
 
@@ -204,13 +215,9 @@ class ReasonIn(BaseModel):
 @router.post("/exams/{exam_id}/cancel", response_model=ExamOut)
 def cancel(request: Request, exam_id: int, body: ReasonIn, actor: CurrentActor) -> ExamOut:
     """Withdraw a request or exam not yet read (with a reason)."""
-    actor.scope.require(Permission.REQUESTS_FILE)
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+    with _changing(request, actor, exam_id, permission=Permission.REQUESTS_FILE,
+                   what="cancelled") as (session, exam, now):
         requests.cancel(session, exam, reason=body.reason, actor=_actor_label(actor), now=now)
-        _changed(session, request, actor, exam, what="cancelled", now=now)
         return exam_out(exam, now)
 
 
@@ -256,13 +263,9 @@ def get_exam_route(request: Request, exam_id: int, actor: CurrentActor) -> ExamD
 @router.post("/exams/{exam_id}/done", response_model=ExamOut)
 def mark_done(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """The technologist marks the acquisition done: the exam is ready for reading."""
-    actor.scope.require(Permission.EXAMS_ACQUIRE)
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+    with _changing(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
+                   what="marked_done") as (session, exam, now):
         exams.mark_done(session, exam, actor=_actor_label(actor), now=now)
-        _changed(session, request, actor, exam, what="marked_done", now=now)
         return exam_out(exam, now)
 
 
@@ -277,18 +280,14 @@ class ReconcileIn(BaseModel):
 def reconcile(request: Request, exam_id: int, body: ReconcileIn, actor: CurrentActor
               ) -> ExamOut:
     """Reconcile an unmatched study: returns the exam the images now belong to."""
-    actor.scope.require(Permission.EXAMS_ACQUIRE)
     if (body.attach_to is None) == (not body.reject_reason.strip()):
         raise InvalidInput("give either attach_to (an exam id) or reject_reason")
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        unmatched = get_exam(session, scope=actor.scope, exam_id=exam_id)
+    with _changing(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
+                   what="reconciled") as (session, unmatched, now):
         target = None if body.attach_to is None else get_exam(
             session, scope=actor.scope, exam_id=body.attach_to)
         exams.reconcile(session, unmatched, target=target, reason=body.reject_reason,
                         actor=_actor_label(actor), now=now)
-        _changed(session, request, actor, unmatched, what="reconciled", now=now)
         return exam_out(target or unmatched, now)
 
 
@@ -318,26 +317,16 @@ def worklist(request: Request, actor: CurrentActor, site_id: int | None = None,
 @router.post("/exams/{exam_id}/claim", response_model=ExamOut, tags=["reading"])
 def claim(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """Take a ready exam offered to you; 409 if another radiologist took it first."""
-    actor.scope.require(Permission.EXAMS_CLAIM)
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = _radiologist(session, actor)
-        assignments.claim(session, exam, radiologist=radiologist, now=now)
-        _changed(session, request, actor, exam, what="claimed", now=now)
+    with _changing(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
+                   what="claimed") as (session, exam, now):
+        assignments.claim(session, exam, radiologist=_radiologist(session, actor), now=now)
         return exam_out(exam, now)
 
 
 @router.post("/exams/{exam_id}/release", response_model=ExamOut, tags=["reading"])
 def release(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """Give back an exam you claimed: it is offered again."""
-    actor.scope.require(Permission.EXAMS_CLAIM)
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-        radiologist = _radiologist(session, actor)
-        assignments.release(session, exam, radiologist=radiologist, now=now)
-        _changed(session, request, actor, exam, what="released", now=now)
+    with _changing(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
+                   what="released") as (session, exam, now):
+        assignments.release(session, exam, radiologist=_radiologist(session, actor), now=now)
         return exam_out(exam, now)
