@@ -390,3 +390,28 @@ def test_exam_clocks(env: Env) -> None:
     assert steps["claimed"]["minutes"] == 25.0
     assert steps["claimed"]["late"] is True  # claim window of an urgent exam: 20 min
     assert steps["reported"]["late"] is False  # 60 min target, 25 min in
+
+
+def test_marking_done_a_stroke_alert_being_read_keeps_its_reader(env: Env) -> None:
+    exam = _file_and_accept(env, urgency="stroke_alert", protocol="CT_STROKE")
+    env.send(SyntheticStudy(slices=1, rows=16, columns=16,
+                            accession_number=exam["accession_number"]))
+    env.api("dr_alice").ok("POST", f"/api/exams/{exam['id']}/claim")
+    done = env.api("tech_carcassonne").ok("POST", f"/api/exams/{exam['id']}/done")
+    assert (done["state"], done["reader_id"]) == ("in_reading",
+                                                  env.night.radiologists["dr_alice"])
+    kinds = [e["kind"] for e in env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}")[
+        "timeline"]]
+    assert kinds[-1] == "acquisition_done"
+
+
+def test_a_request_waits_for_the_first_rung_then_everyone_on_duty(env: Env) -> None:
+    filed = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
+    assert _kinds(env, "dr_bruno") == []  # a back-up: not yet
+    env.advance(minutes=20)  # an urgent request's claim window
+    assert _kinds(env, "dr_bruno") == [("justify", filed["id"])]
+    assert _kinds(env, "dr_chloe") == [("justify", filed["id"])]
+
+
+def _kinds(env: Env, username: str) -> list[tuple[str, int]]:
+    return [(i["kind"], i["exam"]["id"]) for i in env.api(username).ok("GET", "/api/worklist")]

@@ -168,6 +168,15 @@ def release(session: Session, exam: Exam, *, radiologist: Radiologist, now: dt.d
                   now=now)
 
 
+def _justification_level(router: Router, exam: Exam) -> int:
+    """A request is shown first to the first rung of the cascade, then — once it has waited
+    a claim window — to everyone on duty for it (any of them may decide at any time)."""
+    waited = router.instant - (exam.filed_at or exam.created_at)
+    if waited < claim_window(router.target(exam)):
+        return 0
+    return len(router.ladder(exam).steps)
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorklistItem:
     """An exam on a radiologist's worklist and why it is there."""
@@ -200,7 +209,7 @@ def worklist(
         if exam.state == ExamState.READY:
             if radiologist_id in router.offered(exam):
                 items.append(WorklistItem(exam=exam, kind="ready"))
-        elif radiologist_id in router.offered(exam, level=len(router.ladder(exam).steps)):
+        elif radiologist_id in router.offered(exam, level=_justification_level(router, exam)):
             items.append(WorklistItem(exam=exam, kind="justify"))
     # SQL gave each state's order; merged here by urgency, then the instant that counts.
     return items[:reading] + sorted(items[reading:], key=lambda i: (

@@ -27,7 +27,7 @@ from telerad.dicom.header import InstanceHeader
 from telerad.errors import InvalidInput
 from telerad.workflow.assignments.service import open_for_reading, system_changed
 from telerad.workflow.exams.models import Exam, ExamState
-from telerad.workflow.exams.rules import NO_URGENCY_RANK, check_move
+from telerad.workflow.exams.rules import NO_URGENCY_RANK, InvalidTransition
 from telerad.workflow.exams.timeline import move, record_event
 from telerad.workflow.requests.models import Protocol
 from telerad.workflow.sites.models import Urgency
@@ -143,10 +143,15 @@ def complete_if_stable(session: Session, exam: Exam, *, actor: str, now: dt.date
 
 
 def mark_done(session: Session, exam: Exam, *, actor: str, now: dt.datetime) -> None:
-    """The technologist says the acquisition is over: ready for reading."""
-    if exam.state != ExamState.ACQUIRING:
-        check_move(ExamState(exam.state), ExamState.READY)
-    open_for_reading(session, exam, now=now, completion="marked_done", actor=actor)
+    """The technologist says the acquisition is over: an acquiring exam is ready for
+    reading; one already read or in reading (a stroke alert opens at its first image) only
+    gets the fact on its timeline."""
+    if exam.state == ExamState.ACQUIRING:
+        open_for_reading(session, exam, now=now, completion="marked_done", actor=actor)
+    elif exam.state in (ExamState.READY, ExamState.IN_READING, ExamState.PRELIMINARY):
+        record_event(session, exam, kind="acquisition_done", actor=actor, now=now)
+    else:
+        raise InvalidTransition(f"an exam in state {exam.state} has no acquisition to end")
 
 
 def reconcile(session: Session, unmatched: Exam, *, target: Exam | None, reason: str,
