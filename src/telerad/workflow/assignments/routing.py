@@ -26,8 +26,15 @@ from telerad.workflow.roster.rules import (
     intervals,
     is_covered_time,
 )
-from telerad.workflow.sites.contracts import cascade, coverage, targets
-from telerad.workflow.sites.models import DEFAULT_TARGETS, Contract, Site, Team, Urgency
+from telerad.workflow.sites.contracts import coverage, targets
+from telerad.workflow.sites.models import (
+    DEFAULT_TARGETS,
+    Contract,
+    ContractTeam,
+    Site,
+    Team,
+    Urgency,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,21 +53,28 @@ def readers(session: Session, radiologist_ids: set[int]) -> dict[int, Reader]:
             select(Credential.radiologist_id, Credential.site_id)
             .where(Credential.radiologist_id.in_(radiologist_ids))):
         sites.setdefault(radiologist_id, set()).add(site_id)
+    # Columns, not entities: a worklist may load hundreds of radiologists on duty.
     return {
-        r.id: Reader(radiologist_id=r.id, name=r.name,
-                     site_ids=frozenset(sites.get(r.id, ())),
-                     subspecialties=frozenset(s for s in r.subspecialties.split(",") if s))
-        for r in session.scalars(select(Radiologist).where(Radiologist.id.in_(radiologist_ids)))
+        rid: Reader(radiologist_id=rid, name=name, site_ids=frozenset(sites.get(rid, ())),
+                    subspecialties=frozenset(s for s in subspecialties.split(",") if s))
+        for rid, name, subspecialties in session.execute(
+            select(Radiologist.id, Radiologist.name, Radiologist.subspecialties)
+            .where(Radiologist.id.in_(radiologist_ids)))
     }
 
 
-def roster_at(session: Session, instant: dt.datetime) -> RosterView:
-    """The shifts running at ``instant`` and their radiologists."""
-    rows = session.execute(
-        select(ShiftRow.radiologist_id, ShiftRow.team_id, ShiftRow.starts_at, ShiftRow.ends_at,
-               ShiftRow.backup)
-        .where(ShiftRow.starts_at <= instant, ShiftRow.starts_at > instant - MAX_SHIFT,
-               ShiftRow.ends_at > instant)).all()
+def roster_at(session: Session, instant: dt.datetime, *, site_id: int | None = None
+              ) -> RosterView:
+    """The shifts running at ``instant`` and their radiologists (only those credentialed
+    for ``site_id`` if given: all one exam's ladder can hold)."""
+    query = (select(ShiftRow.radiologist_id, ShiftRow.team_id, ShiftRow.starts_at,
+                    ShiftRow.ends_at, ShiftRow.backup)
+             .where(ShiftRow.starts_at <= instant, ShiftRow.starts_at > instant - MAX_SHIFT,
+                    ShiftRow.ends_at > instant))
+    if site_id is not None:
+        query = query.join(Credential, (Credential.radiologist_id == ShiftRow.radiologist_id)
+                           & (Credential.site_id == site_id))
+    rows = session.execute(query).all()
     running = [Shift(radiologist_id=r.radiologist_id, team=str(r.team_id), start=r.starts_at,
                      end=r.ends_at, backup=r.backup) for r in rows]
     return RosterView(running=running,
@@ -86,6 +100,7 @@ class Router:
     _contracts: dict[tuple[int, str], ContractView | None] = field(default_factory=dict)
     _subspecialties: dict[str | None, str] = field(default_factory=dict)
     _ladders: dict[tuple[int, str, str], Ladder] = field(default_factory=dict)
+    _covered: dict[tuple[int, str], bool] = field(default_factory=dict)
     _holidays: HolidayCalendar | None = None
 
     def on_duty(self) -> RosterView:
@@ -94,17 +109,32 @@ class Router:
         return self.roster
 
     def contract(self, site_id: int, modality: str) -> ContractView | None:
-        key = (site_id, modality)
-        if key not in self._contracts:
-            row = self.session.scalar(select(Contract).where(Contract.site_id == site_id,
-                                                             Contract.modality == modality))
-            site = self.session.get(Site, site_id)
-            self._contracts[key] = None if row is None or site is None else ContractView(
-                contract_id=row.id,
-                cascade=[TeamRef(id=t.id, name=t.name) for t in cascade(self.session, row)],
-                windows=coverage(row), zone=zoneinfo.ZoneInfo(site.timezone),
-                targets=targets(row))
-        return self._contracts[key]
+        self.load_contracts({(site_id, modality)})
+        return self._contracts[(site_id, modality)]
+
+    def load_contracts(self, keys: set[tuple[int, str]]) -> None:
+        """The contracts of these (site, modality) pairs, in two queries for them all."""
+        missing = {k for k in keys if k not in self._contracts}
+        if not missing:
+            return
+        rows = self.session.execute(
+            select(Contract, Site.timezone).join(Site, Site.id == Contract.site_id)
+            .where(Contract.site_id.in_({site for site, _ in missing}),
+                   Contract.modality.in_({modality for _, modality in missing}))).all()
+        teams: dict[int, list[TeamRef]] = {}
+        for contract_id, team_id, name in self.session.execute(
+                select(ContractTeam.contract_id, Team.id, Team.name)
+                .join(Team, Team.id == ContractTeam.team_id)
+                .where(ContractTeam.contract_id.in_([c.id for c, _zone in rows]))
+                .order_by(ContractTeam.contract_id, ContractTeam.position)):
+            teams.setdefault(contract_id, []).append(TeamRef(id=team_id, name=name))
+        for key in missing:
+            self._contracts[key] = None
+        for contract, zone in rows:
+            self._contracts[(contract.site_id, contract.modality)] = ContractView(
+                contract_id=contract.id, cascade=teams.get(contract.id, []),
+                windows=coverage(contract), zone=zoneinfo.ZoneInfo(zone),
+                targets=targets(contract))
 
     def subspecialty(self, protocol_code: str | None) -> str:
         if protocol_code not in self._subspecialties:
@@ -119,9 +149,12 @@ class Router:
         return self._holidays
 
     def covered(self, exam: Exam) -> bool:
-        view = self.contract(exam.site_id, exam.modality)
-        return view is not None and is_covered_time(view.windows, self.instant, zone=view.zone,
-                                                    is_holiday=self.holidays())
+        key = (exam.site_id, exam.modality)
+        if key not in self._covered:
+            view = self.contract(*key)
+            self._covered[key] = view is not None and is_covered_time(
+                view.windows, self.instant, zone=view.zone, is_holiday=self.holidays())
+        return self._covered[key]
 
     def next_opening(self, exam: Exam) -> dt.datetime | None:
         """When the contract's coverage next opens (within a fortnight)."""

@@ -82,11 +82,13 @@ def ladder(
 ) -> Ladder:
     """The offer ladder of an exam given the shifts running now (``Shift.team`` holds the
     team id as text)."""
-    running = list(running)
+    by_team: dict[str, list[Shift]] = {}
+    for shift in running:
+        by_team.setdefault(shift.team, []).append(shift)
     steps: list[Step] = []
     placed: set[int] = set()  # on duty for two teams: on the first team's rung only
     for team in cascade:
-        on_duty = [s for s in running if s.team == str(team.id) and s.radiologist_id in readers
+        on_duty = [s for s in by_team.get(str(team.id), ()) if s.radiologist_id in readers
                    and s.radiologist_id not in placed
                    and qualifies(readers[s.radiologist_id], site_id=site_id,
                                  subspecialty=subspecialty) is None]
@@ -125,9 +127,12 @@ def explain(
     rungs = ladder(site_id=site_id, subspecialty=subspecialty, cascade=cascade,
                    running=running, readers=readers)
     names = {str(t.id): t.name for t in cascade}
+    by_radiologist: dict[int, list[Shift]] = {}
+    for shift in running:
+        by_radiologist.setdefault(shift.radiologist_id, []).append(shift)
     verdicts = []
     for reader in readers.values():
-        shifts = [s for s in running if s.radiologist_id == reader.radiologist_id]
+        shifts = by_radiologist.get(reader.radiologist_id, [])
         step = rungs.level_of(reader.radiologist_id)
         reason: str
         eligible = False

@@ -20,7 +20,7 @@ from telerad import jobs
 from telerad.audit import service as audit
 from telerad.auth.service import Scope
 from telerad.errors import Conflict, Forbidden
-from telerad.workflow.assignments.routing import Router
+from telerad.workflow.assignments.routing import Router, roster_at
 from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.exams.queries import scoped_exams
 from telerad.workflow.exams.rules import claim_window
@@ -135,10 +135,14 @@ def claim(session: Session, exam: Exam, *, radiologist: Radiologist, now: dt.dat
     radiologist ever wins."""
     if exam.state != ExamState.READY:
         raise AlreadyClaimed(f"exam #{exam.id} is {exam.state}, not waiting for a reader")
-    _rungs, verdicts, _covered = Router(session, now).explain(exam)
-    verdict = next((v for v in verdicts if v.radiologist_id == radiologist.id), None)
-    if verdict is None or not verdict.eligible:
-        reason = verdict.reason if verdict else "not on duty now"
+    # Only the radiologists on duty credentialed for the site can be on this exam's ladder.
+    router = Router(session, now, roster=roster_at(session, now, site_id=exam.site_id))
+    rungs = router.ladder(exam)
+    step = rungs.level_of(radiologist.id)
+    if not router.covered(exam) or step is None or step > exam.escalation_level:
+        _rungs, verdicts, _covered = Router(session, now).explain(exam)  # to say why
+        reason = next((v.reason for v in verdicts if v.radiologist_id == radiologist.id),
+                      "not on duty now")
         raise Forbidden(f"exam #{exam.id} is not offered to you: {reason}")
     result = session.execute(
         update(Exam)
@@ -152,7 +156,7 @@ def claim(session: Session, exam: Exam, *, radiologist: Radiologist, now: dt.dat
     session.refresh(exam)
     record_event(session, exam, kind="claimed", actor=f"radiologist:{radiologist.id}",
                  now=now, state_from=ExamState.READY, state_to=ExamState.IN_READING,
-                 radiologist=radiologist.name, reason=verdict.reason)
+                 radiologist=radiologist.name, reason=f"{rungs.steps[step].label} (step {step})")
 
 
 def release(session: Session, exam: Exam, *, radiologist: Radiologist, now: dt.datetime) -> None:
@@ -202,9 +206,10 @@ def worklist(
         base.where(Exam.state == ExamState.IN_READING, Exam.reader_id == radiologist_id)
         .order_by(Exam.urgency_rank, Exam.due_at, Exam.id))]
     reading = len(items)
-    waiting = session.scalars(
+    waiting = list(session.scalars(
         base.where(Exam.state.in_([ExamState.READY, ExamState.FILED]))
-        .order_by(Exam.urgency_rank, Exam.due_at, Exam.filed_at, Exam.id).limit(WORKLIST_SCAN))
+        .order_by(Exam.urgency_rank, Exam.due_at, Exam.filed_at, Exam.id).limit(WORKLIST_SCAN)))
+    router.load_contracts({(e.site_id, e.modality) for e in waiting})
     for exam in waiting:
         if exam.state == ExamState.READY:
             if radiologist_id in router.offered(exam):
