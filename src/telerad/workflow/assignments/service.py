@@ -47,7 +47,7 @@ def _schedule(session: Session, exam: Exam, *, due: dt.datetime, now: dt.datetim
 def open_for_reading(session: Session, exam: Exam, *, now: dt.datetime, completion: str,
                      actor: str) -> None:
     """The exam is ready: set its deadlines (the contract's target from now) and offer it."""
-    router = Router(session, now)
+    router = _router_for(session, exam, now)
     target = router.target(exam)
     move(session, exam, ExamState.READY, actor=actor, now=now, kind="ready",
          completion=completion, due_at=now + target)
@@ -56,14 +56,21 @@ def open_for_reading(session: Session, exam: Exam, *, now: dt.datetime, completi
     exam.escalation_level = 0
     ladder = router.ladder(exam)
     if router.covered(exam) and not ladder.steps:
-        _call_coordinator(session, exam, now=now,
+        _call_coordinator(session, exam, level=ladder.coordinator_level, now=now,
                           reason="no radiologist on duty may read it")
         return
     _schedule(session, exam, due=now + claim_window(target), now=now)
 
 
-def _call_coordinator(session: Session, exam: Exam, *, now: dt.datetime, reason: str) -> None:
-    exam.escalation_level = Router(session, now).ladder(exam).coordinator_level
+def _router_for(session: Session, exam: Exam, now: dt.datetime) -> Router:
+    """Routing of one exam: only the radiologists on duty credentialed for its site can be
+    on its ladder."""
+    return Router(session, now, roster=roster_at(session, now, site_id=exam.site_id))
+
+
+def _call_coordinator(session: Session, exam: Exam, *, level: int, now: dt.datetime,
+                      reason: str) -> None:
+    exam.escalation_level = level
     exam.coordinator_called_at = now
     exam.version += 1
     record_event(session, exam, kind="escalated", actor="system", now=now, to="coordinator",
@@ -78,7 +85,7 @@ def escalate(session: Session, *, exam_id: int, level: int, now: dt.datetime) ->
             or exam.coordinator_called_at is not None
             or exam.claim_due_at is None or exam.claim_due_at > now):
         return False
-    router = Router(session, now)
+    router = _router_for(session, exam, now)
     if router.contract(exam.site_id, exam.modality) is not None and not router.covered(exam):
         opening = router.next_opening(exam)
         if opening is not None:  # nobody is due to read it before the coverage opens
@@ -91,7 +98,7 @@ def escalate(session: Session, *, exam_id: int, level: int, now: dt.datetime) ->
     why = f"unclaimed {waited} min after it was ready"
     ladder = router.ladder(exam)
     if level + 1 >= ladder.coordinator_level:
-        _call_coordinator(session, exam, now=now,
+        _call_coordinator(session, exam, level=ladder.coordinator_level, now=now,
                           reason=f"{why}; no other radiologist on duty may read it")
         return True
     exam.escalation_level = level + 1
@@ -135,8 +142,7 @@ def claim(session: Session, exam: Exam, *, radiologist: Radiologist, now: dt.dat
     radiologist ever wins."""
     if exam.state != ExamState.READY:
         raise AlreadyClaimed(f"exam #{exam.id} is {exam.state}, not waiting for a reader")
-    # Only the radiologists on duty credentialed for the site can be on this exam's ladder.
-    router = Router(session, now, roster=roster_at(session, now, site_id=exam.site_id))
+    router = _router_for(session, exam, now)
     rungs = router.ladder(exam)
     step = rungs.level_of(radiologist.id)
     if not router.covered(exam) or step is None or step > exam.escalation_level:
