@@ -415,3 +415,21 @@ def test_a_request_waits_for_the_first_rung_then_everyone_on_duty(env: Env) -> N
 
 def _kinds(env: Env, username: str) -> list[tuple[str, int]]:
     return [(i["kind"], i["exam"]["id"]) for i in env.api(username).ok("GET", "/api/worklist")]
+
+
+def test_who_is_on_duty_for_a_site_and_modality(env: Env) -> None:
+    carcassonne = env.night.sites["carcassonne"]
+    answer = env.api("er_carcassonne").ok(
+        "GET", f"/api/roster/on-duty?site_id={carcassonne}&modality=CT")
+    assert answer["covered"] is True
+    assert [(s["label"], s["radiologists"]) for s in answer["steps"]] == [
+        ("primaries of team Imadis", ["Dr Alice Martin", "Dr Emma Blanc"]),
+        ("back-ups of team Imadis", ["Dr Bruno Petit"]),
+        ("team Occitanie", ["Dr Chloé Roux"])]
+    noon = env.clock.now().replace(hour=11).isoformat().replace("+00:00", "Z")
+    day = env.api("er_carcassonne").ok(
+        "GET", f"/api/roster/on-duty?site_id={carcassonne}&modality=CT&at={noon}")
+    assert (day["covered"], day["steps"]) == (False, [])
+    status, _ = env.api("er_narbonne").call(
+        "GET", f"/api/roster/on-duty?site_id={carcassonne}&modality=CT")
+    assert status == 403

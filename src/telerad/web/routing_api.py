@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
-from telerad.errors import InvalidInput
+from telerad.errors import Forbidden, InvalidInput
 from telerad.httpauth import current_actor, runtime_of, source_of
 from telerad.web.exams_api import ExamOut, exam_out
 from telerad.workflow.assignments.routing import RosterView, Router, roster_from_lines
+from telerad.workflow.exams.models import Exam
 from telerad.workflow.exams.queries import escalated_to_coordinator, get_exam
 
 router = APIRouter(tags=["routing"])
@@ -109,6 +110,43 @@ def what_if(request: Request, exam_id: int, body: WhatIfIn, actor: CurrentActor
     changed."""
     actor.scope.require(Permission.EXAMS_COORDINATE)
     return _explain(request, actor, exam_id, body.at, body.shifts)
+
+
+class OnDutyOut(BaseModel):
+    """Who reads a site's exams of one modality at ``at``, in the cascade's order."""
+
+    site_id: int
+    modality: str
+    at: dt.datetime
+    covered: bool
+    steps: list[StepOut]
+
+
+@router.get("/roster/on-duty", response_model=OnDutyOut)
+def on_duty(request: Request, actor: CurrentActor, *, site_id: int, modality: str,
+            at: dt.datetime | None = None) -> OnDutyOut:
+    """Who is on duty for this site and modality now (or at ``at``): the steps an exam
+    would be offered in (for an exam needing no subspecialty)."""
+    if Permission.ROSTER_MANAGE not in actor.scope.permissions:
+        actor.scope.require(Permission.EXAMS_READ)
+        if actor.scope.site_ids is not None and site_id not in actor.scope.site_ids:
+            raise Forbidden("you may see the duty of your own sites only")
+    runtime = runtime_of(request)
+    instant = at or runtime.clock.now()
+    if instant.tzinfo is None:
+        raise InvalidInput("'at' needs its UTC offset")
+    probe = Exam(site_id=site_id, modality=modality.strip().upper(), protocol_code=None,
+                 escalation_level=0)  # never added to the session: a question, not an exam
+    with transaction(runtime.sessions, readonly=True) as session:
+        routing = Router(session, instant)
+        ladder = routing.ladder(probe)
+        names = {i: r.name for i, r in routing.on_duty().readers.items()}
+        return OnDutyOut(
+            site_id=site_id, modality=probe.modality, at=instant,
+            covered=routing.covered(probe),
+            steps=[StepOut(level=i, label=s.label,
+                           radiologists=sorted(names[r] for r in s.radiologist_ids))
+                   for i, s in enumerate(ladder.steps)])
 
 
 @router.get("/escalations", response_model=list[ExamOut])
