@@ -337,7 +337,8 @@ def test_bad_requests_change_nothing(env: Env) -> None:
     body = request_body(env)
     for change, fragment in (({"clinical_question": " "}, "clinical question"),
                              ({"patient_birth_date": "1958-03-12"}, "YYYYMMDD"),
-                             ({"modality": "C T"}, "modality")):
+                             ({"modality": "C T"}, "modality"),
+                             ({"patient_name": "DUPONT^" + "M" * 60}, "64 characters")):
         status, answer = er.call("POST", "/api/requests", {**body, **change})
         assert status == 400, answer
         assert fragment in answer["message"]

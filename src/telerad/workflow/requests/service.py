@@ -68,6 +68,11 @@ def _clean(form: RequestForm) -> RequestForm:
         problems.append("the patient ID is required")
     if not form.patient_name.strip():
         problems.append("the patient's name is required")
+    # They travel in DICOM (the worklist, then the images): LO and PN hold 64 characters.
+    if len(form.patient_id.strip()) > 64 or "\\" in form.patient_id:
+        problems.append("the patient ID is at most 64 characters, without '\\'")
+    if len(form.patient_name.strip()) > 64 or "\\" in form.patient_name:
+        problems.append("the patient's name is at most 64 characters, without '\\'")
     if form.patient_birth_date and not _DATE.match(form.patient_birth_date):
         problems.append("the birth date is YYYYMMDD")
     if form.patient_sex not in ("", "M", "F", "O"):
