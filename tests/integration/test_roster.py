@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -87,7 +88,12 @@ def test_a_bad_csv_imports_nothing(runtime: Runtime, csv_text: str, message: str
         assert session.scalar(select(func.count()).select_from(ShiftRow)) == 0
 
 
-def test_roster_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _nights_contract(settings: Settings) -> Run:
+    """``telerad ARGS`` on the test database, after Carcassonne's CT contract (every night,
+    team Imadis) was set up through the command line."""
     env = {"TELERAD_DATABASE_URL": settings.database_url}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -97,6 +103,11 @@ def test_roster_from_the_command_line(settings: Settings, tmp_path: Path) -> Non
     assert run("team", "add", "Imadis").returncode == 0
     assert run("contract", "add", "Carcassonne", "--modality", "CT", "--window",
                "every 18:30-08:00", "--team", "Imadis").returncode == 0
+    return run
+
+
+def test_roster_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
+    run = _nights_contract(settings)
     assert run("radiologist", "add", "Dr Nuit", "--site", "Carcassonne",
                "--subspecialty", "neuro").returncode == 0
     shifts = tmp_path / "week.csv"
@@ -204,15 +215,7 @@ def test_a_bad_icalendar_imports_nothing(
 
 def test_roster_from_an_icalendar_on_the_command_line(settings: Settings, tmp_path: Path
                                                       ) -> None:
-    env = {"TELERAD_DATABASE_URL": settings.database_url}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return telerad_command(*args, data_dir=settings.data_dir, env=env, check=False)
-
-    assert run("site", "add", "Carcassonne", "--ae-title", "CT1").returncode == 0
-    assert run("team", "add", "Imadis").returncode == 0
-    assert run("contract", "add", "Carcassonne", "--modality", "CT", "--window",
-               "every 18:30-08:00", "--team", "Imadis").returncode == 0
+    run = _nights_contract(settings)
     assert run("radiologist", "add", "Dr Nuit", "--site", "Carcassonne").returncode == 0
     good = _ics_week_of_nights(skip=3)
     bad = tmp_path / "bad.ics"  # the whole week, and one night for someone unknown
