@@ -56,6 +56,15 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime]
+    #: TOTP shared secret (RFC 6238, base32) while enrolling or enrolled.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: When the second factor was confirmed; None: not required at sign-in yet.
+    totp_enabled_at: Mapped[dt.datetime | None]
+    #: The last time step a code was accepted for: a code is never accepted twice.
+    totp_last_step: Mapped[int | None]
+    #: Failed sign-ins in a row, and until when the account is locked after too many.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
 
 
 class UserSite(Base):

@@ -1,7 +1,8 @@
 """People: accounts with a role and sites, Argon2 passwords, and sign-in sessions.
 
 A user's Scope is computed here and only here: the sites they are bound to, and the
-permissions of their role. Pages, second factors and lock-out come with the web application.
+permissions of their role. Signing in checks the second factor of an enrolled account and
+counts failures toward a lock-out (:mod:`telerad.auth.second_factor`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telerad.auth.models import Role, User, UserSession, UserSite
+from telerad.auth.second_factor import check_code, check_not_locked, record_failure
 from telerad.auth.service import Actor, Permission, Scope, authenticate_token, digest
-from telerad.errors import Conflict, InvalidInput, NotAuthenticated
+from telerad.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 
 SESSION_PREFIX = "trs_"
 #: How long a session lasts without signing in again (a night shift and then some).
@@ -87,15 +89,26 @@ def actor_for(session: Session, user: User) -> Actor:
     )
 
 
-def sign_in(session: Session, *, username: str, password: str, now: dt.datetime) -> SignedIn:
-    """Check the password and open a session; NotAuthenticated says nothing more."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+def _user_named(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username.strip().lower()))
+
+
+def sign_in(session: Session, *, username: str, password: str, now: dt.datetime,
+            code: str | None = None) -> SignedIn:
+    """Check the password (and the second factor of an enrolled account) and open a
+    session. NotAuthenticated says nothing more; the edge then calls
+    :func:`record_failed_sign_in`, whose count locks the account."""
+    user = _user_named(session, username)
+    if user is not None:
+        check_not_locked(user, now=now)
     try:
         _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError) as exc:
         raise NotAuthenticated("unknown username or wrong password") from exc
     if user is None or not user.active:
         raise NotAuthenticated("unknown username or wrong password")
+    check_code(user, code=code, now=now)
+    user.failed_sign_ins = 0
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = _HASHER.hash(password)
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
@@ -105,6 +118,21 @@ def sign_in(session: Session, *, username: str, password: str, now: dt.datetime)
     session.flush()
     return SignedIn(token=token, expires_at=expires_at, actor=actor_for(session, user),
                     role=Role(user.role))
+
+
+def record_failed_sign_in(session: Session, *, username: str, now: dt.datetime) -> None:
+    """Count a failed sign-in (in its own transaction: the failed one rolled back)."""
+    user = _user_named(session, username)
+    if user is not None:
+        record_failure(user, now=now)
+
+
+def user_of(session: Session, actor: Actor) -> User:
+    """The account of a signed-in person (service accounts have none)."""
+    user = session.get(User, actor.id) if actor.kind == "user" else None
+    if user is None:
+        raise Forbidden("only a person signed in as themselves may do this")
+    return user
 
 
 def authenticate_session(session: Session, token: str, *, now: dt.datetime) -> Actor:

@@ -10,9 +10,16 @@ from pydantic import BaseModel
 
 from telerad.archive import queries
 from telerad.audit.service import Action, who_for
+from telerad.auth.second_factor import (
+    AccountLocked,
+    SecondFactorRequired,
+    begin_enrolment,
+    confirm_enrolment,
+)
 from telerad.auth.service import Actor, Permission
-from telerad.auth.users import sign_in
+from telerad.auth.users import record_failed_sign_in, sign_in, user_of
 from telerad.db import transaction
+from telerad.errors import NotAuthenticated
 from telerad.httpauth import current_actor, runtime_of, source_of
 
 router = APIRouter(tags=["archive"])
@@ -85,10 +92,11 @@ def get_study(
 
 
 class SignInIn(BaseModel):
-    """Credentials of a person."""
+    """Credentials of a person; ``code``: from their authenticator app, once enrolled."""
 
     username: str
     password: str
+    code: str | None = None
 
 
 class SignInOut(BaseModel):
@@ -101,13 +109,51 @@ class SignInOut(BaseModel):
     site_ids: list[int]
 
 
+class EnrolmentOut(BaseModel):
+    """Put ``secret`` (or the QR code of ``uri``) in an authenticator app, then confirm."""
+
+    secret: str
+    uri: str
+
+
+class CodeIn(BaseModel):
+    code: str
+
+
+@router.post("/account/second-factor", response_model=EnrolmentOut, tags=["access"])
+def enrol_second_factor(request: Request, actor: Annotated[Actor, Depends(current_actor)]
+                        ) -> EnrolmentOut:
+    """Start (or restart) the enrolment of an authenticator app (TOTP, RFC 6238)."""
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        enrolment = begin_enrolment(user_of(session, actor))
+    return EnrolmentOut(secret=enrolment.secret, uri=enrolment.uri)
+
+
+@router.post("/account/second-factor/confirm", status_code=204, tags=["access"])
+def confirm_second_factor(request: Request, body: CodeIn,
+                          actor: Annotated[Actor, Depends(current_actor)]) -> None:
+    """Confirm the enrolment with a first code: from now on, signing in needs a code."""
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        confirm_enrolment(user_of(session, actor), code=body.code, now=runtime.clock.now())
+
+
 @router.post("/login", response_model=SignInOut, tags=["access"])
 def login(request: Request, credentials: SignInIn) -> SignInOut:
     """Sign in with a username and a password; returns a bearer token for a session."""
     runtime = runtime_of(request)
-    with transaction(runtime.sessions) as session:
-        signed = sign_in(session, username=credentials.username, password=credentials.password,
-                         now=runtime.clock.now())
+    now = runtime.clock.now()
+    try:
+        with transaction(runtime.sessions) as session:
+            signed = sign_in(session, username=credentials.username,
+                             password=credentials.password, code=credentials.code, now=now)
+    except (SecondFactorRequired, AccountLocked):
+        raise
+    except NotAuthenticated:
+        with transaction(runtime.sessions) as session:
+            record_failed_sign_in(session, username=credentials.username, now=now)
+        raise
     return SignInOut(
         token=signed.token, expires_at=signed.expires_at, username=signed.actor.name,
         role=signed.role, site_ids=sorted(signed.actor.scope.site_ids or ()),
