@@ -42,6 +42,11 @@ class Settings:
     max_upload_bytes: int = 4 * 1024**3
     #: How often the background worker looks for due jobs, in seconds.
     worker_poll_interval: float = 0.5
+    #: Minutes without a request after which a signed-in session ends (a night shift's
+    #: pauses are shorter; an unattended screen is not).
+    session_idle_minutes: float = 60.0
+    #: Send session cookies only over HTTPS (set where telerad sits behind TLS).
+    secure_cookies: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,5 +76,7 @@ class Settings:
             ae_title=env.get("TELERAD_AE_TITLE", "TELERAD"),
             stable_age=_env_float(env, "TELERAD_STABLE_AGE", 5.0),
             max_upload_bytes=int(_env_float(env, "TELERAD_MAX_UPLOAD_BYTES", 4 * 1024**3)),
+            session_idle_minutes=_env_float(env, "TELERAD_SESSION_IDLE_MINUTES", 60.0),
+            secure_cookies=env.get("TELERAD_SECURE_COOKIES", "") in ("1", "true", "yes"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

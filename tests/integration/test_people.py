@@ -124,7 +124,8 @@ def test_sessions_expire_and_roles_limit(settings: Settings) -> None:
         assert signed.actor.scope.site_ids == frozenset({site.id})
         assert "archive:write" not in signed.actor.scope.permissions  # not a technologist
         with transaction(runtime.sessions, readonly=True) as session:
-            assert authenticate_bearer(session, signed.token, now=clock.now()).name == "dr.urgences"
+            assert authenticate_bearer(session, signed.token, now=clock.now()).actor.name == \
+                "dr.urgences"
         clock.advance(SESSION_LIFETIME)
         with pytest.raises(NotAuthenticated), \
                 transaction(runtime.sessions, readonly=True) as session:

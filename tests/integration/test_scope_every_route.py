@@ -19,6 +19,10 @@ from tests.integration.workflow_env import Env, env, request_body
 __all__ = ["env"]
 
 
+#: Routes about the caller's own account, which touch no patient data.
+OWN_ACCOUNT = {"/api/account/second-factor", "/api/account/second-factor/confirm"}
+
+
 def _routes(env: Env) -> list[tuple[str, str]]:
     """Every documented route (OpenAPI) of the API and DICOMweb: (METHOD, path)."""
     paths = create_app(env.runtime).openapi()["paths"]
@@ -70,7 +74,7 @@ def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
             text = str(answer)
             leaked = [s for s in secrets if s in text]
             assert not leaked, f"{username} {method} {url}: {status} shows {leaked}"
-            if method != "GET":
+            if method != "GET" and path not in OWN_ACCOUNT:
                 assert status >= 400, f"{username} {method} {url} answered {status}"
             else:
                 assert status in (200, 204, 400, 403, 404, 406, 422), (username, url, status)

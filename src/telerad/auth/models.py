@@ -87,3 +87,5 @@ class UserSession(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+    #: The last request seen (to the minute): a session idle too long ends.
+    last_seen_at: Mapped[dt.datetime | None]

@@ -52,8 +52,12 @@ def begin_enrolment(user: User) -> Enrolment:
     user.totp_secret = secret
     user.totp_enabled_at = None
     user.totp_last_step = None
-    return Enrolment(secret=secret, uri=pyotp.TOTP(secret).provisioning_uri(
-        name=user.username, issuer_name=ISSUER))
+    return Enrolment(secret=secret, uri=totp_uri(secret, user.username))
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The ``otpauth://`` URI an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
 
 
 def _accepted_step(secret: str, code: str, now: dt.datetime, last_step: int | None

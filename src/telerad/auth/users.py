@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from telerad.auth.models import Role, User, UserSession, UserSite
@@ -135,8 +135,22 @@ def user_of(session: Session, actor: Actor) -> User:
     return user
 
 
-def authenticate_session(session: Session, token: str, *, now: dt.datetime) -> Actor:
-    """The actor behind a session token, while the session lasts and the user is active."""
+#: A session's last request is written at most this often (not at every DICOMweb frame).
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Authenticated:
+    """The actor behind a token; ``touch``: the session's last request should be written."""
+
+    actor: Actor
+    touch: bool = False
+
+
+def authenticate_session(session: Session, token: str, *, now: dt.datetime,
+                         idle: dt.timedelta | None = None) -> Authenticated:
+    """The actor behind a session token, while the session lasts, has not been idle longer
+    than ``idle`` and the user is active."""
     row = session.execute(
         select(UserSession, User)
         .join(User, User.id == UserSession.user_id)
@@ -144,11 +158,36 @@ def authenticate_session(session: Session, token: str, *, now: dt.datetime) -> A
     ).first()
     if row is None or row.UserSession.expires_at <= now or not row.User.active:
         raise NotAuthenticated("session unknown, expired or revoked: sign in again")
-    return actor_for(session, row.User)
+    last_seen = row.UserSession.last_seen_at or row.UserSession.created_at
+    if idle is not None and now - last_seen > idle:
+        raise NotAuthenticated("session ended after inactivity: sign in again")
+    return Authenticated(actor=actor_for(session, row.User), touch=now - last_seen >= TOUCH_EVERY)
 
 
-def authenticate_bearer(session: Session, token: str, *, now: dt.datetime) -> Actor:
+def touch_session(session: Session, token: str, *, now: dt.datetime) -> None:
+    """Write the session's last request (see TOUCH_EVERY)."""
+    session.execute(update(UserSession).where(UserSession.token_sha256 == digest(token))
+                    .values(last_seen_at=now))
+
+
+def sign_out(session: Session, token: str, *, now: dt.datetime) -> None:
+    """End this session."""
+    session.execute(update(UserSession).where(UserSession.token_sha256 == digest(token),
+                                              UserSession.revoked_at.is_(None))
+                    .values(revoked_at=now))
+
+
+def sign_out_everywhere(session: Session, user_id: int, *, now: dt.datetime) -> int:
+    """End every session of the user (a lost phone, a shared screen); how many ended."""
+    result = session.execute(update(UserSession).where(UserSession.user_id == user_id,
+                                                       UserSession.revoked_at.is_(None))
+                             .values(revoked_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def authenticate_bearer(session: Session, token: str, *, now: dt.datetime,
+                        idle: dt.timedelta | None = None) -> Authenticated:
     """The actor behind any bearer token: a person's session or a service account's token."""
     if token.startswith(SESSION_PREFIX):
-        return authenticate_session(session, token, now=now)
-    return authenticate_token(session, token)
+        return authenticate_session(session, token, now=now, idle=idle)
+    return Authenticated(actor=authenticate_token(session, token))

@@ -11,16 +11,13 @@ from pydantic import BaseModel
 from telerad.archive import queries
 from telerad.audit.service import Action, who_for
 from telerad.auth.second_factor import (
-    AccountLocked,
-    SecondFactorRequired,
     begin_enrolment,
     confirm_enrolment,
 )
 from telerad.auth.service import Actor, Permission
-from telerad.auth.users import record_failed_sign_in, sign_in, user_of
+from telerad.auth.users import user_of
 from telerad.db import transaction
-from telerad.errors import NotAuthenticated
-from telerad.httpauth import current_actor, runtime_of, source_of
+from telerad.httpauth import current_actor, runtime_of, sign_in_counting_failures, source_of
 
 router = APIRouter(tags=["archive"])
 
@@ -142,18 +139,8 @@ def confirm_second_factor(request: Request, body: CodeIn,
 @router.post("/login", response_model=SignInOut, tags=["access"])
 def login(request: Request, credentials: SignInIn) -> SignInOut:
     """Sign in with a username and a password; returns a bearer token for a session."""
-    runtime = runtime_of(request)
-    now = runtime.clock.now()
-    try:
-        with transaction(runtime.sessions) as session:
-            signed = sign_in(session, username=credentials.username,
-                             password=credentials.password, code=credentials.code, now=now)
-    except (SecondFactorRequired, AccountLocked):
-        raise
-    except NotAuthenticated:
-        with transaction(runtime.sessions) as session:
-            record_failed_sign_in(session, username=credentials.username, now=now)
-        raise
+    signed = sign_in_counting_failures(runtime_of(request), username=credentials.username,
+                                       password=credentials.password, code=credentials.code)
     return SignInOut(
         token=signed.token, expires_at=signed.expires_at, username=signed.actor.name,
         role=signed.role, site_ids=sorted(signed.actor.scope.site_ids or ()),

@@ -6,8 +6,11 @@ a JSON body ``{"error": code, "message": ...}``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
 from telerad import __version__
@@ -16,6 +19,7 @@ from telerad.errors import NotAuthenticated, TeleradError
 from telerad.runtime import Runtime
 from telerad.web.api import router as api_router
 from telerad.web.exams_api import router as exams_router
+from telerad.web.pages import router as pages_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
 
@@ -50,6 +54,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(pages_router)
     app.include_router(api_router, prefix="/api")
     app.include_router(exams_router, prefix="/api")
     app.include_router(routing_router, prefix="/api")

@@ -1,0 +1,194 @@
+"""The pages (server-rendered, Jinja2): sign-in with the second factor, the account page,
+sign-out here or everywhere. French by default, English for English browsers.
+
+A page that changes something is a POST form carrying the CSRF token; signing in, before
+any session, is protected by a one-time token in a short-lived cookie (double submit), and
+always opens a new session (a cookie planted before sign-in is never adopted: no session
+fixation).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from telerad.auth.models import Role, UserSite
+from telerad.auth.second_factor import (
+    AccountLocked,
+    SecondFactorRequired,
+    begin_enrolment,
+    confirm_enrolment,
+    totp_uri,
+)
+from telerad.auth.service import Actor
+from telerad.auth.users import SESSION_LIFETIME, sign_out, sign_out_everywhere, user_of
+from telerad.db import transaction
+from telerad.errors import InvalidInput, NotAuthenticated, TeleradError
+from telerad.httpauth import (
+    SESSION_COOKIE,
+    authenticate,
+    check_csrf,
+    credentials_of,
+    csrf_token,
+    runtime_of,
+    sign_in_counting_failures,
+)
+from telerad.web.i18n import TEXTS, language
+from telerad.workflow.sites.models import Site
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+SIGNIN_COOKIE = "telerad_signin"
+Field = Annotated[str, Form()]
+
+
+def _render(request: Request, name: str, title_key: str, *, status_code: int = 200,
+            **context: Any) -> HTMLResponse:
+    lang = language(request)
+    t = TEXTS[lang]
+    return templates.TemplateResponse(request, name, {"lang": lang, "t": t,
+                                                      "title": t[title_key], **context},
+                                      status_code=status_code)
+
+
+def _signin_page(request: Request, *, error_key: str = "", username: str = "",
+                 status_code: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "signin.html", "sign_in", csrf=token, username=username,
+                       error=TEXTS[language(request)].get(error_key, ""),
+                       status_code=status_code)
+    response.set_cookie(SIGNIN_COOKIE, token, max_age=900, httponly=True, samesite="strict",
+                        secure=runtime_of(request).settings.secure_cookies, path="/signin")
+    return response
+
+
+def _to_signin() -> RedirectResponse:
+    return RedirectResponse("/signin", status_code=303)
+
+
+def _signed_in(request: Request) -> tuple[Actor, str] | None:
+    try:
+        token, _from_cookie = credentials_of(request)
+        return authenticate(request, token), token
+    except NotAuthenticated:
+        return None
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request) -> Response:
+    return _signin_page(request)
+
+
+@router.post("/signin")
+def signin(request: Request, username: Field, password: Field, csrf_token: Field,
+           code: Annotated[str, Form()] = "") -> Response:
+    expected = request.cookies.get(SIGNIN_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _signin_page(request, error_key="csrf", username=username, status_code=403)
+    runtime = runtime_of(request)
+    try:
+        signed = sign_in_counting_failures(runtime, username=username, password=password,
+                                           code=code or None)
+    except TeleradError as exc:
+        key = ("second_factor_required" if isinstance(exc, SecondFactorRequired)
+               else "account_locked" if isinstance(exc, AccountLocked) else "wrong")
+        return _signin_page(request, error_key=key, username=username, status_code=401)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(SESSION_COOKIE, signed.token, httponly=True, samesite="lax",
+                        secure=runtime.settings.secure_cookies, path="/",
+                        max_age=int(SESSION_LIFETIME.total_seconds()))
+    response.delete_cookie(SIGNIN_COOKIE, path="/signin")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, notice: str = "") -> Response:
+    signed = _signed_in(request)
+    if signed is None:
+        return _to_signin()
+    actor, token = signed
+    with transaction(runtime_of(request).sessions, readonly=True) as session:
+        user = user_of(session, actor)
+        sites = list(session.scalars(select(Site.name).join(UserSite, UserSite.site_id == Site.id)
+                                     .where(UserSite.user_id == user.id).order_by(Site.name)))
+        context: dict[str, Any] = {"username": user.username, "display_name": user.display_name,
+                   "role": Role(user.role).value, "totp_on": user.totp_enabled_at is not None}
+    t = TEXTS[language(request)]
+    return _render(request, "home.html", "signed_in_as", sites=sites, csrf=csrf_token(token),
+                   notice=t.get(notice, ""), **context)
+
+
+def _form_session(request: Request, presented: str) -> tuple[Actor, str] | None:
+    signed = _signed_in(request)
+    if signed is not None:
+        check_csrf(signed[1], presented)
+    return signed
+
+
+@router.post("/signout")
+def signout(request: Request, csrf_token: Field) -> Response:
+    signed = _form_session(request, csrf_token)
+    if signed is not None:
+        runtime = runtime_of(request)
+        with transaction(runtime.sessions) as session:
+            sign_out(session, signed[1], now=runtime.clock.now())
+    response = _to_signin()
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/signout-everywhere")
+def signout_everywhere(request: Request, csrf_token: Field) -> Response:
+    signed = _form_session(request, csrf_token)
+    if signed is not None:
+        runtime = runtime_of(request)
+        with transaction(runtime.sessions) as session:
+            sign_out_everywhere(session, user_of(session, signed[0]).id,
+                                now=runtime.clock.now())
+    response = _to_signin()
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _enrolment_page(request: Request, *, secret: str, uri: str, csrf: str, error: str = "",
+                    status_code: int = 200) -> HTMLResponse:
+    qr = segno.make(uri, error="m").svg_inline(scale=4, dark="#111")
+    return _render(request, "second_factor.html", "second_factor", secret=secret, qr_svg=qr,
+                   csrf=csrf, error=error, status_code=status_code)
+
+
+@router.post("/account/second-factor", response_class=HTMLResponse)
+def enrol(request: Request, csrf_token: Field) -> Response:
+    signed = _form_session(request, csrf_token)
+    if signed is None:
+        return _to_signin()
+    with transaction(runtime_of(request).sessions) as session:
+        enrolment = begin_enrolment(user_of(session, signed[0]))
+    return _enrolment_page(request, secret=enrolment.secret, uri=enrolment.uri,
+                           csrf=csrf_token)
+
+
+@router.post("/account/second-factor/confirm", response_class=HTMLResponse)
+def confirm(request: Request, csrf_token: Field, code: Field) -> Response:
+    signed = _form_session(request, csrf_token)
+    if signed is None:
+        return _to_signin()
+    runtime = runtime_of(request)
+    try:
+        with transaction(runtime.sessions) as session:
+            confirm_enrolment(user_of(session, signed[0]), code=code, now=runtime.clock.now())
+    except InvalidInput:
+        with transaction(runtime.sessions, readonly=True) as session:
+            user = user_of(session, signed[0])
+            secret, username = user.totp_secret or "", user.username
+        return _enrolment_page(request, secret=secret, csrf=csrf_token, status_code=400,
+                               uri=totp_uri(secret, username),
+                               error=TEXTS[language(request)]["bad_code"])
+    return RedirectResponse("/?notice=enrolled", status_code=303)
