@@ -113,3 +113,25 @@ def test_pages_speak_french_by_default(env: Env) -> None:
         page = client.get("/signin")
     assert '<html lang="fr">' in page.text
     assert "Mot de passe" in page.text
+
+
+def test_pages_keep_to_the_callers_site_and_role(env: Env, browser: httpx.Client) -> None:
+    exam = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
+    assert _sign_in(browser, "tech_narbonne").status_code == 303
+    page = browser.get(f"/exams/{exam['id']}")
+    assert page.status_code == 404
+    assert "DUPONT" not in page.text
+    assert browser.get("/worklist").status_code == 403  # not a radiologist
+    assert browser.get("/worklist/events").status_code == 403
+    csrf = _field(browser.get("/").text, "csrf_token")
+    assert browser.post(f"/exams/{exam['id']}/claim",
+                        data={"csrf_token": csrf}).status_code == 403
+
+
+def test_every_page_sends_strangers_to_sign_in(browser: httpx.Client) -> None:
+    for path in ("/", "/worklist", "/exams/1"):
+        assert browser.get(path).headers["location"] == "/signin", path
+    assert browser.get("/worklist/items").status_code == 401
+    assert browser.get("/worklist/events").status_code == 401
+    for path in ("/signout", "/account/second-factor", "/exams/1/claim"):
+        assert browser.post(path, data={"csrf_token": "x"}).status_code in (303, 401), path

@@ -22,6 +22,7 @@ from telerad.web.exams_api import router as exams_router
 from telerad.web.pages import router as pages_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
+from telerad.web.worklist_pages import router as worklist_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages_router)
+    app.include_router(worklist_router)
     app.include_router(api_router, prefix="/api")
     app.include_router(exams_router, prefix="/api")
     app.include_router(routing_router, prefix="/api")

@@ -49,7 +49,7 @@ SIGNIN_COOKIE = "telerad_signin"
 Field = Annotated[str, Form()]
 
 
-def _render(request: Request, name: str, title_key: str, *, status_code: int = 200,
+def render(request: Request, name: str, title_key: str, *, status_code: int = 200,
             **context: Any) -> HTMLResponse:
     lang = language(request)
     t = TEXTS[lang]
@@ -61,7 +61,7 @@ def _render(request: Request, name: str, title_key: str, *, status_code: int = 2
 def _signin_page(request: Request, *, error_key: str = "", username: str = "",
                  status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    response = _render(request, "signin.html", "sign_in", csrf=token, username=username,
+    response = render(request, "signin.html", "sign_in", csrf=token, username=username,
                        error=TEXTS[language(request)].get(error_key, ""),
                        status_code=status_code)
     response.set_cookie(SIGNIN_COOKIE, token, max_age=900, httponly=True, samesite="strict",
@@ -69,11 +69,11 @@ def _signin_page(request: Request, *, error_key: str = "", username: str = "",
     return response
 
 
-def _to_signin() -> RedirectResponse:
+def to_signin() -> RedirectResponse:
     return RedirectResponse("/signin", status_code=303)
 
 
-def _signed_in(request: Request) -> tuple[Actor, str] | None:
+def signed_in(request: Request) -> tuple[Actor, str] | None:
     try:
         token, _from_cookie = credentials_of(request)
         return authenticate(request, token), token
@@ -110,9 +110,9 @@ def signin(request: Request, username: Field, password: Field, csrf_token: Field
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, notice: str = "") -> Response:
-    signed = _signed_in(request)
+    signed = signed_in(request)
     if signed is None:
-        return _to_signin()
+        return to_signin()
     actor, token = signed
     with transaction(runtime_of(request).sessions, readonly=True) as session:
         user = user_of(session, actor)
@@ -121,12 +121,12 @@ def home(request: Request, notice: str = "") -> Response:
         context: dict[str, Any] = {"username": user.username, "display_name": user.display_name,
                    "role": Role(user.role).value, "totp_on": user.totp_enabled_at is not None}
     t = TEXTS[language(request)]
-    return _render(request, "home.html", "signed_in_as", sites=sites, csrf=csrf_token(token),
+    return render(request, "home.html", "signed_in_as", sites=sites, csrf=csrf_token(token),
                    notice=t.get(notice, ""), **context)
 
 
-def _form_session(request: Request, presented: str) -> tuple[Actor, str] | None:
-    signed = _signed_in(request)
+def form_session(request: Request, presented: str) -> tuple[Actor, str] | None:
+    signed = signed_in(request)
     if signed is not None:
         check_csrf(signed[1], presented)
     return signed
@@ -134,25 +134,25 @@ def _form_session(request: Request, presented: str) -> tuple[Actor, str] | None:
 
 @router.post("/signout")
 def signout(request: Request, csrf_token: Field) -> Response:
-    signed = _form_session(request, csrf_token)
+    signed = form_session(request, csrf_token)
     if signed is not None:
         runtime = runtime_of(request)
         with transaction(runtime.sessions) as session:
             sign_out(session, signed[1], now=runtime.clock.now())
-    response = _to_signin()
+    response = to_signin()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 @router.post("/signout-everywhere")
 def signout_everywhere(request: Request, csrf_token: Field) -> Response:
-    signed = _form_session(request, csrf_token)
+    signed = form_session(request, csrf_token)
     if signed is not None:
         runtime = runtime_of(request)
         with transaction(runtime.sessions) as session:
             sign_out_everywhere(session, user_of(session, signed[0]).id,
                                 now=runtime.clock.now())
-    response = _to_signin()
+    response = to_signin()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -160,15 +160,15 @@ def signout_everywhere(request: Request, csrf_token: Field) -> Response:
 def _enrolment_page(request: Request, *, secret: str, uri: str, csrf: str, error: str = "",
                     status_code: int = 200) -> HTMLResponse:
     qr = segno.make(uri, error="m").svg_inline(scale=4, dark="#111")
-    return _render(request, "second_factor.html", "second_factor", secret=secret, qr_svg=qr,
+    return render(request, "second_factor.html", "second_factor", secret=secret, qr_svg=qr,
                    csrf=csrf, error=error, status_code=status_code)
 
 
 @router.post("/account/second-factor", response_class=HTMLResponse)
 def enrol(request: Request, csrf_token: Field) -> Response:
-    signed = _form_session(request, csrf_token)
+    signed = form_session(request, csrf_token)
     if signed is None:
-        return _to_signin()
+        return to_signin()
     with transaction(runtime_of(request).sessions) as session:
         enrolment = begin_enrolment(user_of(session, signed[0]))
     return _enrolment_page(request, secret=enrolment.secret, uri=enrolment.uri,
@@ -177,9 +177,9 @@ def enrol(request: Request, csrf_token: Field) -> Response:
 
 @router.post("/account/second-factor/confirm", response_class=HTMLResponse)
 def confirm(request: Request, csrf_token: Field, code: Field) -> Response:
-    signed = _form_session(request, csrf_token)
+    signed = form_session(request, csrf_token)
     if signed is None:
-        return _to_signin()
+        return to_signin()
     runtime = runtime_of(request)
     try:
         with transaction(runtime.sessions) as session:

@@ -1,0 +1,206 @@
+"""The radiologist's pages: the live worklist (server-sent events say when it changed; the
+page fetches the new rows), and an exam with its request's clinical context, claimed or
+released in one click."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from telerad.audit.service import Action, record, who_for
+from telerad.auth.service import Actor, Permission
+from telerad.db import transaction
+from telerad.errors import Conflict, Forbidden, NotAuthenticated, TeleradError
+from telerad.httpauth import authenticate, csrf_token, runtime_of, source_of
+from telerad.web.i18n import TEXTS, language
+from telerad.web.pages import form_session, render, signed_in, to_signin
+from telerad.workflow.assignments import service as assignments
+from telerad.workflow.exams.queries import get_exam
+from telerad.workflow.exams.timeline import timeline
+from telerad.workflow.sites.models import Site
+
+router = APIRouter(include_in_schema=False)
+#: How often the server looks whether a connected worklist changed.
+POLL_SECONDS = 1.0
+#: A comment line this often keeps proxies from closing a quiet stream.
+HEARTBEAT_SECONDS = 15.0
+
+
+def _filters(site_id: str, modality: str) -> tuple[int | None, str | None]:
+    return (int(site_id) if site_id.isdigit() else None), (modality.strip().upper() or None)
+
+
+def _rows(request: Request, actor: Actor, *, site_id: int | None, modality: str | None
+          ) -> list[dict[str, Any]]:
+    """The worklist as the page shows it (a query of the present, audited as a read)."""
+    runtime = runtime_of(request)
+    now = runtime.clock.now()
+    with transaction(runtime.sessions, readonly=True) as session:
+        radiologist = assignments.radiologist_of_user(session, actor.id)
+        items = assignments.worklist(session, scope=actor.scope, radiologist_id=radiologist.id,
+                                     now=now, site_id=site_id, modality=modality)
+        names: dict[int, str] = {i: n for i, n in session.execute(select(Site.id, Site.name))}
+        rows = [{"id": i.exam.id, "kind": i.kind, "urgency": i.exam.urgency or "scheduled",
+                 "modality": i.exam.modality, "patient_name": i.exam.patient_name,
+                 "site": names.get(i.exam.site_id, ""), "exam_asked": i.exam.exam_asked,
+                 "state": i.exam.state,
+                 "minutes_left": None if i.exam.due_at is None else
+                 int((i.exam.due_at - now).total_seconds() // 60)} for i in items]
+    runtime.audit(who_for(actor, source_of(request)), Action.READ,
+                  detail={"route": "worklist", "exam_ids": [r["id"] for r in rows][:100]})
+    return rows
+
+
+def _radiologist_page(request: Request) -> tuple[Actor, str] | None:
+    signed = signed_in(request)
+    if signed is not None:
+        signed[0].scope.require(Permission.EXAMS_CLAIM)
+    return signed
+
+
+@router.get("/worklist", response_class=HTMLResponse)
+def worklist_page(request: Request, site_id: str = "", modality: str = "") -> Response:
+    signed = _radiologist_page(request)
+    if signed is None:
+        return to_signin()
+    actor, token = signed
+    chosen_site, chosen_modality = _filters(site_id, modality)
+    rows = _rows(request, actor, site_id=chosen_site, modality=chosen_modality)
+    with transaction(runtime_of(request).sessions, readonly=True) as session:
+        sites = [{"id": s.id, "name": s.name} for s in session.scalars(select(Site)
+                                                                       .order_by(Site.name))
+                 if actor.scope.site_ids is None or s.id in actor.scope.site_ids]
+    query = urlencode({k: v for k, v in (("site_id", site_id), ("modality", modality)) if v})
+    return render(request, "worklist.html", "worklist", items=rows, sites=sites,
+                  site_id=chosen_site, modality=chosen_modality or "", query=query,
+                  display_name=actor.name, csrf=csrf_token(token))
+
+
+@router.get("/worklist/items", response_class=HTMLResponse)
+def worklist_items(request: Request, site_id: str = "", modality: str = "") -> Response:
+    signed = _radiologist_page(request)
+    if signed is None:
+        raise NotAuthenticated("sign in again")
+    chosen_site, chosen_modality = _filters(site_id, modality)
+    lang = language(request)
+    return render(request, "worklist_items.html", "worklist",
+                  items=_rows(request, signed[0], site_id=chosen_site,
+                              modality=chosen_modality), lang=lang)
+
+
+def _fingerprint(request: Request, token: str, site_id: int | None, modality: str | None
+                 ) -> str:
+    """What the worklist holds now, as a digest: no patient data crosses the stream."""
+    actor = authenticate(request, token)
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions, readonly=True) as session:
+        radiologist = assignments.radiologist_of_user(session, actor.id)
+        items = assignments.worklist(session, scope=actor.scope, radiologist_id=radiologist.id,
+                                     now=runtime.clock.now(), site_id=site_id,
+                                     modality=modality)
+        state = [(i.exam.id, i.kind, i.exam.state, i.exam.escalation_level) for i in items]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+
+
+@router.get("/worklist/events")
+async def worklist_events(request: Request, site_id: str = "", modality: str = "") -> Response:
+    """Server-sent events: ``worklist`` each time the caller's worklist changes."""
+    signed = await run_in_threadpool(_radiologist_page, request)
+    if signed is None:
+        raise NotAuthenticated("sign in again")
+    token = signed[1]
+    chosen_site, chosen_modality = _filters(site_id, modality)
+
+    async def stream() -> AsyncIterator[str]:
+        last, quiet = "", 0.0
+        yield "retry: 3000\n\n"
+        while not await request.is_disconnected():
+            try:
+                current = await run_in_threadpool(_fingerprint, request, token, chosen_site,
+                                                  chosen_modality)
+            except TeleradError:  # signed out, idle, or no longer a radiologist
+                yield "event: signed_out\ndata: \n\n"
+                return
+            if current != last:
+                if last:
+                    yield f"event: worklist\ndata: {current}\n\n"
+                last, quiet = current, 0.0
+            elif quiet >= HEARTBEAT_SECONDS:
+                yield ": still here\n\n"
+                quiet = 0.0
+            await asyncio.sleep(POLL_SECONDS)
+            quiet += POLL_SECONDS
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/exams/{exam_id}", response_class=HTMLResponse)
+def exam_page(request: Request, exam_id: int, error: str = "") -> Response:
+    signed = signed_in(request)
+    if signed is None:
+        return to_signin()
+    actor, token = signed
+    actor.scope.require(Permission.EXAMS_READ)
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions, readonly=True) as session:
+        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+        events = timeline(session, exam)
+        is_radiologist = Permission.EXAMS_CLAIM in actor.scope.permissions
+        reader = (assignments.radiologist_of_user(session, actor.id).id
+                  if is_radiologist else None)
+        contraindications = ", ".join(f"{k}: {v}" for k, v in
+                                      json.loads(exam.contraindications).items())
+        page = render(request, "exam.html", "exam", exam=exam, timeline=events,
+                      contraindications=contraindications, csrf=csrf_token(token),
+                      can_claim=is_radiologist and exam.state == "ready",
+                      can_release=reader is not None and exam.reader_id == reader,
+                      error=TEXTS[language(request)].get(error, ""))
+    runtime.audit(who_for(actor, source_of(request)), Action.READ,
+                  study_instance_uid=exam.study_instance_uid or "",
+                  detail={"route": "exams/{id}", "exam_id": exam_id})
+    return page
+
+
+@router.post("/exams/{exam_id}/claim")
+def claim(request: Request, exam_id: int, csrf_token: Annotated[str, Form()]) -> Response:
+    return _reading_action(request, exam_id, csrf_token, assignments.claim, "claimed")
+
+
+@router.post("/exams/{exam_id}/release")
+def release(request: Request, exam_id: int, csrf_token: Annotated[str, Form()]) -> Response:
+    return _reading_action(request, exam_id, csrf_token, assignments.release, "released")
+
+
+def _reading_action(request: Request, exam_id: int, presented: str, action: Any,
+                    what: str) -> Response:
+    signed = form_session(request, presented)
+    if signed is None:
+        return to_signin()
+    actor = signed[0]
+    actor.scope.require(Permission.EXAMS_CLAIM)
+    runtime = runtime_of(request)
+    now: dt.datetime = runtime.clock.now()
+    try:
+        with transaction(runtime.sessions) as session:
+            exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+            action(session, exam, radiologist=assignments.radiologist_of_user(session, actor.id),
+                   now=now)
+            record(session, who=who_for(actor, source_of(request)), action=Action.UPDATE,
+                   now=now, study_instance_uid=exam.study_instance_uid or "",
+                   detail={"exam_id": exam_id, "what": what})
+    except assignments.AlreadyClaimed:
+        return RedirectResponse(f"/exams/{exam_id}?error=claimed_by_other", status_code=303)
+    except (Conflict, Forbidden):
+        return RedirectResponse(f"/exams/{exam_id}?error=not_offered", status_code=303)
+    return RedirectResponse(f"/exams/{exam_id}", status_code=303)

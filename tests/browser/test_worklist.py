@@ -1,0 +1,63 @@
+"""The radiologist's live worklist in a real browser: an exam appears without reload when
+it becomes ready, opens beside its clinical context, is claimed in one click; a second
+radiologist cannot claim it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Browser, Page, expect
+
+from telerad.dicom.synthetic import SyntheticStudy
+from tests.browser.conftest import snapshot
+from tests.integration.workflow_env import Env, request_body
+
+PASSWORD = "correct horse battery"
+
+
+def _sign_in(page: Page, env: Env, username: str) -> None:
+    page.goto(env.server.base_url + "/signin")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Signed in as")).to_be_visible()
+
+
+def _ready_stroke_alert(env: Env) -> dict[str, Any]:
+    exam = env.api("er_carcassonne").ok("POST", "/api/requests",
+                                        request_body(env, urgency="stroke_alert"))
+    exam = env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
+                                  {"decision": "accept", "protocol_code": "CT_STROKE"})
+    env.send(SyntheticStudy(slices=1, rows=16, columns=16,
+                            accession_number=exam["accession_number"]))
+    return exam
+
+
+def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browser) -> None:
+    _sign_in(page, env, "dr_alice")
+    page.get_by_role("link", name="Worklist").click()
+    expect(page.get_by_text("Nothing to read for now.")).to_be_visible()
+    snapshot(page, "worklist-empty")
+
+    exam = _ready_stroke_alert(env)  # ready at its first image: no reload below
+    row = page.locator(f'tr[data-exam-id="{exam["id"]}"]')
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("Stroke alert")
+    expect(row).to_contain_text("DUPONT^MARIE")
+    expect(row).to_contain_text("15 min")
+    snapshot(page, "worklist")
+
+    other = chromium.new_context(locale="en-GB").new_page()
+    _sign_in(other, env, "dr_emma")
+    other.goto(env.server.base_url + f"/exams/{exam['id']}")
+
+    row.get_by_role("link").click()
+    expect(page.get_by_text("intracranial bleeding?")).to_be_visible()  # the question
+    snapshot(page, "exam")
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#state")).to_have_text("in_reading")
+    expect(page.get_by_role("button", name="Release")).to_be_visible()
+
+    other.get_by_role("button", name="Claim").click()
+    expect(other.get_by_role("alert")).to_contain_text("Another radiologist claimed this exam")
+    other.context.close()
