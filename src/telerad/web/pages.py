@@ -134,24 +134,25 @@ def form_session(request: Request, presented: str) -> tuple[Actor, str] | None:
 
 @router.post("/signout")
 def signout(request: Request, csrf_token: Field) -> Response:
-    signed = form_session(request, csrf_token)
-    if signed is not None:
-        runtime = runtime_of(request)
-        with transaction(runtime.sessions) as session:
-            sign_out(session, signed[1], now=runtime.clock.now())
-    response = to_signin()
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+    return _sign_out(request, csrf_token, everywhere=False)
 
 
 @router.post("/signout-everywhere")
 def signout_everywhere(request: Request, csrf_token: Field) -> Response:
-    signed = form_session(request, csrf_token)
+    return _sign_out(request, csrf_token, everywhere=True)
+
+
+def _sign_out(request: Request, presented: str, *, everywhere: bool) -> Response:
+    """End this session, or every session of the user (a lost phone, a shared screen)."""
+    signed = form_session(request, presented)
     if signed is not None:
         runtime = runtime_of(request)
         with transaction(runtime.sessions) as session:
-            sign_out_everywhere(session, user_of(session, signed[0]).id,
-                                now=runtime.clock.now())
+            if everywhere:
+                sign_out_everywhere(session, user_of(session, signed[0]).id,
+                                    now=runtime.clock.now())
+            else:
+                sign_out(session, signed[1], now=runtime.clock.now())
     response = to_signin()
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
