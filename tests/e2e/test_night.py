@@ -14,37 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from pydicom import Dataset
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 from telerad.dicom.synthetic import SyntheticStudy, write_study
-from telerad.testing.peers import findscu, storescu
+from telerad.testing.peers import findscu, storescu, worklist_query
 from tests.integration.workflow_env import Env, env, request_body
 
 __all__ = ["env"]
 pytestmark = pytest.mark.skipif(shutil.which("findscu") is None, reason="needs dcmtk")
-
-
-def _worklist_query(path: Path) -> Path:
-    """What a CT scanner asks (PS3.4 K.6.1.2.2): its modality's scheduled steps, and the
-    patient and request attributes it fills its images with."""
-    query = Dataset()
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-                    "AccessionNumber", "StudyInstanceUID", "RequestedProcedureID",
-                    "RequestedProcedureDescription", "RequestedProcedurePriority"):
-        setattr(query, keyword, "")
-    step = Dataset()
-    step.Modality = "CT"
-    step.ScheduledStationAETitle = ""
-    step.ScheduledProcedureStepStartDate = ""
-    step.ScheduledProcedureStepID = ""
-    step.ScheduledProtocolCodeSequence = []
-    query.ScheduledProcedureStepSequence = [step]
-    query.file_meta = FileMetaDataset()
-    query.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    query.save_as(path, enforce_file_format=False)
-    return path
 
 
 def _send(env: Env, study: SyntheticStudy, folder: Path, *, calling: str = "CT_CARCA") -> None:
@@ -66,8 +42,10 @@ def test_a_night(env: Env, tmp_path: Path) -> None:
                          {"decision": "accept", "protocol_code": "CT_HEAD"})
 
     # The scanner asks telerad's worklist: its site's item, with the accession number.
-    answers = findscu(port=env.server.dicom_port, query=_worklist_query(tmp_path / "q.dcm"),
-                      out=tmp_path / "mwl", calling="CT_CARCA")
+    query = worklist_query(tmp_path / "q.dcm", modality="CT")
+    found, answers = findscu(port=env.server.dicom_port, query=query, out=tmp_path / "mwl",
+                             calling="CT_CARCA")
+    assert found.returncode == 0, found.stderr
     assert [a.AccessionNumber for a in answers] == [validated["accession_number"]]
     item = answers[0]
     assert (item.PatientID, str(item.PatientName)) == ("IPP123456", "DUPONT^MARIE")
@@ -75,8 +53,9 @@ def test_a_night(env: Env, tmp_path: Path) -> None:
     assert item.ScheduledProcedureStepSequence[0].ScheduledProtocolCodeSequence[0] \
         .CodeValue == "CT_HEAD"
     # Narbonne's scanner sees nothing of it.
-    assert findscu(port=env.server.dicom_port, query=tmp_path / "q.dcm",
-                   out=tmp_path / "mwl-narbonne", calling="CT_NARBO") == []
+    found, answers = findscu(port=env.server.dicom_port, query=query,
+                             out=tmp_path / "mwl-narbonne", calling="CT_NARBO")
+    assert (found.returncode, answers) == (0, [])
 
     # 20:25 — the images, as the scanner fills them from the worklist item.
     env.clock.advance(dt.timedelta(minutes=25))

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.association import Association as ScuAssociation
 from sqlalchemy.orm import Session
@@ -33,7 +32,8 @@ from telerad.dicom.mwl import MODALITY_WORKLIST_FIND, WorklistEntry
 from telerad.dicom.synthetic import UID_PREFIX
 from telerad.gateway.dicom import DicomGateway
 from telerad.runtime import Runtime
-from telerad.testing.peers import dcmtk_env
+from telerad.testing import peers
+from telerad.testing.peers import worklist_query
 from telerad.workflow.sites.service import add_site
 from tests.conftest import SENDER_AE, SITE
 
@@ -129,51 +129,16 @@ def worklist(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[Work
 # -- dcmtk findscu -W ----------------------------------------------------------------------
 
 
-def _query_file(path: Path, *, patient_name: str = "") -> Path:
-    """A worklist query as a scanner sends it: return keys, and the SPS item's keys."""
-    step = Dataset()
-    step.Modality = ""
-    step.ScheduledStationAETitle = ""
-    step.ScheduledProcedureStepStartDate = ""
-    step.ScheduledProcedureStepStartTime = ""
-    step.ScheduledProcedureStepID = ""
-    step.ScheduledProtocolCodeSequence = []
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.AccessionNumber = ""
-    ds.PatientName = patient_name
-    ds.PatientID = ""
-    ds.PatientBirthDate = ""
-    ds.PatientSex = ""
-    ds.OtherPatientIDsSequence = []
-    ds.StudyInstanceUID = ""
-    ds.RequestedProcedureID = ""
-    ds.RequestedProcedurePriority = ""
-    ds.ScheduledProcedureStepSequence = [step]
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = MODALITY_WORKLIST_FIND
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(UID_PREFIX)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def findscu(port: int, query: Path, out: Path, *, calling: str = SENDER_AE,
             keys: Sequence[str] = ()) -> tuple[subprocess.CompletedProcess[str], list[Dataset]]:
-    """``findscu -W -X``: the process, and the response identifiers it wrote (in order)."""
-    out.mkdir(parents=True, exist_ok=True)
-    args = ["findscu", "-W", "-v", "-X", "-od", str(out), "-aet", calling, "-aec", "TELERAD"]
-    for key in keys:
-        args += ["-k", key]
-    result = subprocess.run([*args, "127.0.0.1", str(port), str(query)], capture_output=True,
-                            text=True, env=dcmtk_env(), timeout=60, check=False)
-    return result, [dcmread(path, force=True) for path in sorted(out.glob("rsp*.dcm"))]
+    """``findscu -W`` as the test site's scanner by default."""
+    return peers.findscu(port=port, query=query, out=out, calling=calling, keys=keys)
 
 
 def test_findscu_gets_the_sites_worklist(worklist: Worklist, tmp_path: Path,
                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="telerad")
-    result, answers = findscu(worklist.port, _query_file(tmp_path / "q.dcm"), tmp_path / "out")
+    result, answers = findscu(worklist.port, worklist_query(tmp_path / "q.dcm"), tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "Received Final Find Response (Success)" in result.stderr
     assert worklist.asked == [worklist.site_id]
@@ -211,7 +176,7 @@ def test_findscu_gets_the_sites_worklist(worklist: Worklist, tmp_path: Path,
 
 def test_findscu_filters_on_the_modality_of_the_scheduled_step(worklist: Worklist,
                                                                tmp_path: Path) -> None:
-    query = _query_file(tmp_path / "q.dcm")
+    query = worklist_query(tmp_path / "q.dcm")
     result, answers = findscu(worklist.port, query, tmp_path / "mr",
                               keys=["ScheduledProcedureStepSequence[0].Modality=MR"])
     assert result.returncode == 0, result.stderr
@@ -232,25 +197,25 @@ def test_findscu_filters_on_the_modality_of_the_scheduled_step(worklist: Worklis
 
 
 def test_findscu_wildcard_patient_name(worklist: Worklist, tmp_path: Path) -> None:
-    query = _query_file(tmp_path / "accent.dcm", patient_name="doé*")  # UTF-8 in the file
+    query = worklist_query(tmp_path / "accent.dcm", patient_name="doé*")  # UTF-8 in the file
     result, answers = findscu(worklist.port, query, tmp_path / "accent")
     assert result.returncode == 0, result.stderr
     assert [(a.AccessionNumber, str(a.PatientName)) for a in answers] == [
         ("ACC-CT-1", "DOÉ^JANE")]
 
-    result, answers = findscu(worklist.port, _query_file(tmp_path / "q.dcm"),
+    result, answers = findscu(worklist.port, worklist_query(tmp_path / "q.dcm"),
                               tmp_path / "martin", keys=["PatientName=mar?in^*"])
     assert result.returncode == 0, result.stderr
     assert [a.AccessionNumber for a in answers] == ["ACC-MR-1"]
 
-    result, answers = findscu(worklist.port, _query_file(tmp_path / "q.dcm"),
+    result, answers = findscu(worklist.port, worklist_query(tmp_path / "q.dcm"),
                               tmp_path / "nobody", keys=["PatientName=SMITH*"])
     assert result.returncode == 0, result.stderr
     assert answers == []
 
 
 def test_each_site_sees_only_its_own_worklist(worklist: Worklist, tmp_path: Path) -> None:
-    result, answers = findscu(worklist.port, _query_file(tmp_path / "q.dcm"), tmp_path / "o",
+    result, answers = findscu(worklist.port, worklist_query(tmp_path / "q.dcm"), tmp_path / "o",
                               calling=OTHER_AE)
     assert result.returncode == 0, result.stderr
     assert [a.AccessionNumber for a in answers] == ["ACC-OTHER"]
@@ -259,7 +224,7 @@ def test_each_site_sees_only_its_own_worklist(worklist: Worklist, tmp_path: Path
 
 def test_findscu_from_an_unknown_ae_title_is_rejected(worklist: Worklist, tmp_path: Path
                                                       ) -> None:
-    result, answers = findscu(worklist.port, _query_file(tmp_path / "q.dcm"), tmp_path / "x",
+    result, answers = findscu(worklist.port, worklist_query(tmp_path / "q.dcm"), tmp_path / "x",
                               calling="NOBODY")
     assert result.returncode != 0
     assert "Calling AE Title Not Recognized" in result.stderr

@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import Dataset, dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from telerad.dicom.mwl import MODALITY_WORKLIST_FIND
 
 ORTHANC = "/usr/sbin/Orthanc"
 ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
@@ -80,17 +84,48 @@ def storescu(
 
 
 def findscu(*, port: int, query: Path, out: Path, calling: str, called: str = "TELERAD",
-            timeout: float = 60) -> list[Dataset]:
-    """dcmtk ``findscu -W`` (Modality Worklist, PS3.4 K.6) with the identifier in ``query``;
-    the response identifiers, in the order received (written by ``-X`` into ``out``)."""
+            keys: Sequence[str] = (), timeout: float = 60
+            ) -> tuple[subprocess.CompletedProcess[str], list[Dataset]]:
+    """dcmtk ``findscu -W`` (Modality Worklist, PS3.4 K.6) with the identifier in ``query``
+    (``keys``: ``-k`` overrides): the process, and the response identifiers in the order
+    received (written by ``-X`` into ``out``)."""
     out.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["findscu", "-W", "-X", "-od", str(out), "-aet", calling, "-aec", called,
-         "127.0.0.1", str(port), str(query)],
-        capture_output=True, text=True, env=dcmtk_env(), timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"findscu failed ({result.returncode}): {result.stderr[-2000:]}")
-    return [dcmread(path, force=True) for path in sorted(out.glob("rsp*.dcm"))]
+    args = ["findscu", "-W", "-v", "-X", "-od", str(out), "-aet", calling, "-aec", called]
+    for key in keys:
+        args += ["-k", key]
+    result = subprocess.run([*args, "127.0.0.1", str(port), str(query)], capture_output=True,
+                            text=True, env=dcmtk_env(), timeout=timeout, check=False)
+    return result, [dcmread(path, force=True) for path in sorted(out.glob("rsp*.dcm"))]
+
+
+def worklist_query(path: Path, *, patient_name: str = "", modality: str = "") -> Path:
+    """A worklist query file as a scanner sends it (PS3.4 K.6.1.2.2): the return keys of the
+    request and patient, and the Scheduled Procedure Step item's keys."""
+    step = Dataset()
+    step.Modality = modality
+    step.ScheduledStationAETitle = ""
+    step.ScheduledProcedureStepStartDate = ""
+    step.ScheduledProcedureStepStartTime = ""
+    step.ScheduledProcedureStepID = ""
+    step.ScheduledProtocolCodeSequence = []
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.AccessionNumber = ""
+    ds.PatientName = patient_name
+    ds.PatientID = ""
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.OtherPatientIDsSequence = []
+    ds.StudyInstanceUID = ""
+    ds.RequestedProcedureID = ""
+    ds.RequestedProcedurePriority = ""
+    ds.ScheduledProcedureStepSequence = [step]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(MODALITY_WORKLIST_FIND)
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def echoscu(*, port: int, calling: str, called: str = "TELERAD", timeout: float = 60
