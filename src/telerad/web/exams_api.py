@@ -30,7 +30,6 @@ from telerad.workflow.exams.queries import get_exam, list_exams
 from telerad.workflow.exams.rules import clocks
 from telerad.workflow.exams.timeline import timeline
 from telerad.workflow.requests import service as requests
-from telerad.workflow.roster.models import Radiologist
 from telerad.workflow.sites.models import Urgency
 
 router = APIRouter(tags=["exams"])
@@ -116,7 +115,7 @@ def _changed(session: Session, request: Request, actor: Actor, exam: Exam, *, wh
 
 
 @contextmanager
-def _changing(request: Request, actor: Actor, exam_id: int, *, permission: Permission,
+def changing_exam(request: Request, actor: Actor, exam_id: int, *, permission: Permission,
               what: str) -> Iterator[tuple[Session, Exam, dt.datetime]]:
     """One change of one exam the actor may see, in one transaction with its audit event."""
     actor.scope.require(permission)
@@ -131,13 +130,6 @@ def _changing(request: Request, actor: Actor, exam_id: int, *, permission: Permi
 def _read(request: Request, actor: Actor, exam_ids: list[int], route: str) -> None:
     runtime_of(request).audit(who_for(actor, source_of(request)), Action.READ,
                               detail={"route": route, "exam_ids": exam_ids[:100]})
-
-
-def _radiologist(session: Session, actor: Actor) -> Radiologist:
-    """The radiologist a signed-in person is; a service account reads nothing."""
-    if actor.kind != "user":
-        raise Forbidden("only a radiologist signed in as themselves may do this")
-    return assignments.radiologist_of_user(session, actor.id)
 
 
 def _actor_label(actor: Actor) -> str:
@@ -199,12 +191,12 @@ class DecisionIn(BaseModel):
 def decide(request: Request, exam_id: int, body: DecisionIn, actor: CurrentActor) -> ExamOut:
     """Accept with a protocol, change the exam, or refuse with a reason (radiologist on duty
     for the request's site and modality)."""
-    with _changing(request, actor, exam_id, permission=Permission.REQUESTS_DECIDE,
-                   what=f"decision:{body.decision}") as (session, exam, now):
+    with changing_exam(request, actor, exam_id, permission=Permission.REQUESTS_DECIDE,
+                       what=f"decision:{body.decision}") as (session, exam, now):
         requests.decide(session, exam, decision=body.decision,
-                        radiologist=_radiologist(session, actor), user_id=actor.id, now=now,
-                        protocol_code=body.protocol_code, exam_asked=body.exam_asked,
-                        reason=body.reason)
+                        radiologist=assignments.radiologist_of(session, actor),
+                        user_id=actor.id, now=now, protocol_code=body.protocol_code,
+                        exam_asked=body.exam_asked, reason=body.reason)
         return exam_out(exam, now)
 
 
@@ -215,8 +207,8 @@ class ReasonIn(BaseModel):
 @router.post("/exams/{exam_id}/cancel", response_model=ExamOut)
 def cancel(request: Request, exam_id: int, body: ReasonIn, actor: CurrentActor) -> ExamOut:
     """Withdraw a request or exam not yet read (with a reason)."""
-    with _changing(request, actor, exam_id, permission=Permission.REQUESTS_FILE,
-                   what="cancelled") as (session, exam, now):
+    with changing_exam(request, actor, exam_id, permission=Permission.REQUESTS_FILE,
+                       what="cancelled") as (session, exam, now):
         requests.cancel(session, exam, reason=body.reason, actor=_actor_label(actor), now=now)
         return exam_out(exam, now)
 
@@ -263,8 +255,8 @@ def get_exam_route(request: Request, exam_id: int, actor: CurrentActor) -> ExamD
 @router.post("/exams/{exam_id}/done", response_model=ExamOut)
 def mark_done(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """The technologist marks the acquisition done: the exam is ready for reading."""
-    with _changing(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
-                   what="marked_done") as (session, exam, now):
+    with changing_exam(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
+                       what="marked_done") as (session, exam, now):
         exams.mark_done(session, exam, actor=_actor_label(actor), now=now)
         return exam_out(exam, now)
 
@@ -282,8 +274,8 @@ def reconcile(request: Request, exam_id: int, body: ReconcileIn, actor: CurrentA
     """Reconcile an unmatched study: returns the exam the images now belong to."""
     if (body.attach_to is None) == (not body.reject_reason.strip()):
         raise InvalidInput("give either attach_to (an exam id) or reject_reason")
-    with _changing(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
-                   what="reconciled") as (session, unmatched, now):
+    with changing_exam(request, actor, exam_id, permission=Permission.EXAMS_ACQUIRE,
+                       what="reconciled") as (session, unmatched, now):
         target = None if body.attach_to is None else get_exam(
             session, scope=actor.scope, exam_id=body.attach_to)
         exams.reconcile(session, unmatched, target=target, reason=body.reject_reason,
@@ -305,7 +297,7 @@ def worklist(request: Request, actor: CurrentActor, site_id: int | None = None,
     runtime = runtime_of(request)
     now = runtime.clock.now()
     with transaction(runtime.sessions, readonly=True) as session:
-        radiologist = _radiologist(session, actor)
+        radiologist = assignments.radiologist_of(session, actor)
         items = [WorklistItemOut(kind=i.kind, exam=exam_out(i.exam, now))  # type: ignore[arg-type]
                  for i in assignments.worklist(session, scope=actor.scope,
                                                radiologist_id=radiologist.id, now=now,
@@ -317,16 +309,18 @@ def worklist(request: Request, actor: CurrentActor, site_id: int | None = None,
 @router.post("/exams/{exam_id}/claim", response_model=ExamOut, tags=["reading"])
 def claim(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """Take a ready exam offered to you; 409 if another radiologist took it first."""
-    with _changing(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
-                   what="claimed") as (session, exam, now):
-        assignments.claim(session, exam, radiologist=_radiologist(session, actor), now=now)
+    with changing_exam(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
+                       what="claimed") as (session, exam, now):
+        assignments.claim(session, exam, now=now,
+                           radiologist=assignments.radiologist_of(session, actor))
         return exam_out(exam, now)
 
 
 @router.post("/exams/{exam_id}/release", response_model=ExamOut, tags=["reading"])
 def release(request: Request, exam_id: int, actor: CurrentActor) -> ExamOut:
     """Give back an exam you claimed: it is offered again."""
-    with _changing(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
-                   what="released") as (session, exam, now):
-        assignments.release(session, exam, radiologist=_radiologist(session, actor), now=now)
+    with changing_exam(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
+                       what="released") as (session, exam, now):
+        assignments.release(session, exam, now=now,
+                           radiologist=assignments.radiologist_of(session, actor))
         return exam_out(exam, now)

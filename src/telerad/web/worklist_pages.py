@@ -5,7 +5,6 @@ released in one click."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -17,11 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from telerad.audit.service import Action, record, who_for
+from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
 from telerad.errors import Conflict, Forbidden, NotAuthenticated, TeleradError
 from telerad.httpauth import authenticate, csrf_token, runtime_of, source_of
+from telerad.web.exams_api import changing_exam
 from telerad.web.i18n import TEXTS, language
 from telerad.web.pages import form_session, render, signed_in, to_signin
 from telerad.workflow.assignments import service as assignments
@@ -46,7 +46,7 @@ def _rows(request: Request, actor: Actor, *, site_id: int | None, modality: str 
     runtime = runtime_of(request)
     now = runtime.clock.now()
     with transaction(runtime.sessions, readonly=True) as session:
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = assignments.radiologist_of(session, actor)
         items = assignments.worklist(session, scope=actor.scope, radiologist_id=radiologist.id,
                                      now=now, site_id=site_id, modality=modality)
         names: dict[int, str] = {i: n for i, n in session.execute(select(Site.id, Site.name))}
@@ -104,7 +104,7 @@ def _fingerprint(request: Request, token: str, site_id: int | None, modality: st
     actor = authenticate(request, token)
     runtime = runtime_of(request)
     with transaction(runtime.sessions, readonly=True) as session:
-        radiologist = assignments.radiologist_of_user(session, actor.id)
+        radiologist = assignments.radiologist_of(session, actor)
         items = assignments.worklist(session, scope=actor.scope, radiologist_id=radiologist.id,
                                      now=runtime.clock.now(), site_id=site_id,
                                      modality=modality)
@@ -157,7 +157,7 @@ def exam_page(request: Request, exam_id: int, error: str = "") -> Response:
         exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
         events = timeline(session, exam)
         is_radiologist = Permission.EXAMS_CLAIM in actor.scope.permissions
-        reader = (assignments.radiologist_of_user(session, actor.id).id
+        reader = (assignments.radiologist_of(session, actor).id
                   if is_radiologist else None)
         contraindications = ", ".join(f"{k}: {v}" for k, v in
                                       json.loads(exam.contraindications).items())
@@ -188,17 +188,12 @@ def _reading_action(request: Request, exam_id: int, presented: str, action: Any,
     if signed is None:
         return to_signin()
     actor = signed[0]
-    actor.scope.require(Permission.EXAMS_CLAIM)
-    runtime = runtime_of(request)
-    now: dt.datetime = runtime.clock.now()
+    actor.scope.require(Permission.EXAMS_CLAIM)  # not a reader at all: 403, not a message
     try:
-        with transaction(runtime.sessions) as session:
-            exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
-            action(session, exam, radiologist=assignments.radiologist_of_user(session, actor.id),
+        with changing_exam(request, actor, exam_id, permission=Permission.EXAMS_CLAIM,
+                           what=what) as (session, exam, now):
+            action(session, exam, radiologist=assignments.radiologist_of(session, actor),
                    now=now)
-            record(session, who=who_for(actor, source_of(request)), action=Action.UPDATE,
-                   now=now, study_instance_uid=exam.study_instance_uid or "",
-                   detail={"exam_id": exam_id, "what": what})
     except assignments.AlreadyClaimed:
         return RedirectResponse(f"/exams/{exam_id}?error=claimed_by_other", status_code=303)
     except (Conflict, Forbidden):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from telerad import jobs
 from telerad.audit import service as audit
-from telerad.auth.service import Scope
+from telerad.auth.service import Actor, Scope
 from telerad.errors import Conflict, Forbidden
 from telerad.workflow.assignments.routing import Router, roster_at
 from telerad.workflow.exams.models import Exam, ExamState
@@ -130,10 +130,12 @@ def system_changed(session: Session, exam: Exam, *, what: str, now: dt.datetime)
                  detail={"exam_id": exam.id, "what": what})
 
 
-def radiologist_of_user(session: Session, user_id: int) -> Radiologist:
-    radiologist = session.scalar(select(Radiologist).where(Radiologist.user_id == user_id))
+def radiologist_of(session: Session, actor: Actor) -> Radiologist:
+    """The radiologist of the roster a signed-in person is (a service account is none)."""
+    radiologist = None if actor.kind != "user" else session.scalar(
+        select(Radiologist).where(Radiologist.user_id == actor.id))
     if radiologist is None:
-        raise Forbidden("this account is not a radiologist of the roster")
+        raise Forbidden("only a radiologist of the roster, signed in as themselves, may do this")
     return radiologist
 
 
