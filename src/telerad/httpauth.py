@@ -70,14 +70,21 @@ def credentials_of(request: Request) -> tuple[str, bool]:
     raise NotAuthenticated("missing bearer token or session cookie: sign in")
 
 
-def authenticate(request: Request, token: str) -> Actor:
-    """The actor behind ``token``; a session idle too long has ended."""
+#: Sent by a page's own scripts (live updates): such requests do not count as the person
+#: being active, so an unattended screen still ends its session.
+BACKGROUND_HEADER = "x-telerad-background"
+
+
+def authenticate(request: Request, token: str, *, activity: bool = True) -> Actor:
+    """The actor behind ``token``; a session idle too long has ended. A request the person
+    made (``activity``) keeps their session alive; a page's background request does not."""
+    activity = activity and BACKGROUND_HEADER not in request.headers
     runtime = runtime_of(request)
     now = runtime.clock.now()
     idle = dt.timedelta(minutes=runtime.settings.session_idle_minutes)
     with transaction(runtime.sessions, readonly=True) as session:
         found = authenticate_bearer(session, token, now=now, idle=idle)
-    if found.touch:
+    if found.touch and activity:
         with transaction(runtime.sessions) as session:
             touch_session(session, token, now=now)
     return found.actor

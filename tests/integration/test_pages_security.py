@@ -135,3 +135,14 @@ def test_every_page_sends_strangers_to_sign_in(browser: httpx.Client) -> None:
     assert browser.get("/worklist/events").status_code == 401
     for path in ("/signout", "/account/second-factor", "/exams/1/claim"):
         assert browser.post(path, data={"csrf_token": "x"}).status_code in (303, 401), path
+
+
+def test_live_updates_do_not_keep_an_unattended_session_alive(env: Env,
+                                                               browser: httpx.Client) -> None:
+    assert _sign_in(browser, "dr_alice").status_code == 303
+    background = {"X-Telerad-Background": "1"}
+    env.clock.advance(dt.timedelta(minutes=40))
+    assert browser.get("/worklist/items", headers=background).status_code == 200
+    env.clock.advance(dt.timedelta(minutes=30))  # 70 min since the person last did anything
+    assert browser.get("/worklist/items", headers=background).status_code == 401
+    assert browser.get("/worklist").headers["location"] == "/signin"

@@ -101,7 +101,7 @@ def worklist_items(request: Request, site_id: str = "", modality: str = "") -> R
 def _fingerprint(request: Request, token: str, site_id: int | None, modality: str | None
                  ) -> str:
     """What the worklist holds now, as a digest: no patient data crosses the stream."""
-    actor = authenticate(request, token)
+    actor = authenticate(request, token, activity=False)  # the stream is no sign of life
     runtime = runtime_of(request)
     with transaction(runtime.sessions, readonly=True) as session:
         radiologist = assignments.radiologist_of(session, actor)

@@ -19,7 +19,10 @@
   }
 
   async function refresh() {
-    const answer = await fetch(list.dataset.itemsUrl, { credentials: "same-origin" });
+    // A background request: it must not keep an unattended screen's session alive.
+    const answer = await fetch(list.dataset.itemsUrl, {
+      credentials: "same-origin", headers: { "X-Telerad-Background": "1" },
+    });
     if (answer.status === 401) { window.location.href = "/signin"; return; }
     if (!answer.ok) { return; }
     list.innerHTML = await answer.text();
@@ -36,6 +39,7 @@
 
   const events = new EventSource(list.dataset.eventsUrl);
   events.addEventListener("worklist", refresh);
+  events.addEventListener("signed_out", () => { window.location.href = "/signin"; });
   events.onopen = () => status.dataset.state = "live";
   events.onerror = () => status.dataset.state = "reconnecting";
   if ("Notification" in window && Notification.permission === "default") {
