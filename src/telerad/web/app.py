@@ -17,11 +17,14 @@ from telerad import __version__
 from telerad.dicomweb.router import router as dicomweb_router
 from telerad.errors import NotAuthenticated, TeleradError
 from telerad.runtime import Runtime
+from telerad.web.admin_pages import router as admin_router
 from telerad.web.api import router as api_router
 from telerad.web.exams_api import router as exams_router
 from telerad.web.pages import router as pages_router
+from telerad.web.portal_pages import router as portal_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
+from telerad.web.viewer import router as viewer_router
 from telerad.web.worklist_pages import router as worklist_router
 
 
@@ -58,6 +61,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages_router)
     app.include_router(worklist_router)
+    app.include_router(portal_router)
+    app.include_router(admin_router)
+    app.include_router(viewer_router)
     app.include_router(api_router, prefix="/api")
     app.include_router(exams_router, prefix="/api")
     app.include_router(routing_router, prefix="/api")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from telerad.web import admin_texts, portal_texts, viewer_texts
+
 LANGUAGES = ("fr", "en")
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -67,6 +69,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "claimed_by_other": "Un autre radiologue a pris cet examen.",
         "not_offered": "Cet examen ne vous est pas proposé.",
         "new_stroke_alert": "Nouvelle alerte AVC",
+        "main_menu": "Menu principal",
+        "home": "Accueil",
+        "portal": "Portail de l'hôpital",
+        "administration": "Administration",
     },
     "en": {
         "sign_in": "Sign in",
@@ -127,8 +133,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "claimed_by_other": "Another radiologist claimed this exam.",
         "not_offered": "This exam is not offered to you.",
         "new_stroke_alert": "New stroke alert",
+        "main_menu": "Main menu",
+        "home": "Home",
+        "portal": "Hospital portal",
+        "administration": "Administration",
     },
 }
+
+
+# Each group of pages keeps its words in its own module (one per helper, no merge fights).
+for _part in (portal_texts, admin_texts, viewer_texts):
+    TEXTS["fr"].update(_part.FR)
+    TEXTS["en"].update(_part.EN)
 
 
 def language(request: Request) -> str:

@@ -27,7 +27,7 @@ from telerad.auth.second_factor import (
     confirm_enrolment,
     totp_uri,
 )
-from telerad.auth.service import Actor
+from telerad.auth.service import Actor, Permission
 from telerad.auth.users import SESSION_LIFETIME, sign_out, sign_out_everywhere, user_of
 from telerad.db import transaction
 from telerad.errors import InvalidInput, NotAuthenticated, TeleradError
@@ -49,13 +49,32 @@ SIGNIN_COOKIE = "telerad_signin"
 Field = Annotated[str, Form()]
 
 
+#: The header's links: (path, text key, permissions of which any one shows it).
+NAVIGATION: tuple[tuple[str, str, frozenset[Permission]], ...] = (
+    ("/worklist", "worklist", frozenset({Permission.EXAMS_CLAIM})),
+    ("/portal", "portal", frozenset({Permission.REQUESTS_FILE, Permission.EXAMS_ACQUIRE})),
+    ("/admin", "administration", frozenset({Permission.ROSTER_MANAGE,
+                                            Permission.EXAMS_COORDINATE})),
+)
+
+
+def navigation(actor: Actor | None) -> list[tuple[str, str]]:
+    """The pages this actor may open, for the header."""
+    if actor is None:
+        return []
+    return [("/", "home")] + [(path, key) for path, key, any_of in NAVIGATION
+                              if any_of & actor.scope.permissions]
+
+
 def render(request: Request, name: str, title_key: str, *, status_code: int = 200,
-            **context: Any) -> HTMLResponse:
+           actor: Actor | None = None, **context: Any) -> HTMLResponse:
+    """A page in the browser's language; with ``actor``, the header links to their pages."""
     lang = language(request)
     t = TEXTS[lang]
-    return templates.TemplateResponse(request, name, {"lang": lang, "t": t,
-                                                      "title": t[title_key], **context},
-                                      status_code=status_code)
+    return templates.TemplateResponse(
+        request, name, {"lang": lang, "t": t, "title": t[title_key], "actor": actor,
+                        "nav": navigation(actor), "path": request.url.path, **context},
+        status_code=status_code)
 
 
 def _signin_page(request: Request, *, error_key: str = "", username: str = "",
@@ -122,6 +141,7 @@ def home(request: Request, notice: str = "") -> Response:
                    "role": Role(user.role).value, "totp_on": user.totp_enabled_at is not None}
     t = TEXTS[language(request)]
     return render(request, "home.html", "signed_in_as", sites=sites, csrf=csrf_token(token),
+                  actor=actor,
                    notice=t.get(notice, ""), **context)
 
 

@@ -83,7 +83,7 @@ def worklist_page(request: Request, site_id: str = "", modality: str = "") -> Re
     query = urlencode({k: v for k, v in (("site_id", site_id), ("modality", modality)) if v})
     return render(request, "worklist.html", "worklist", items=rows, sites=sites,
                   site_id=chosen_site, modality=chosen_modality or "", query=query,
-                  display_name=actor.name, csrf=csrf_token(token))
+                  display_name=actor.name, csrf=csrf_token(token), actor=actor)
 
 
 @router.get("/worklist/items", response_class=HTMLResponse)
@@ -161,7 +161,7 @@ def exam_page(request: Request, exam_id: int, error: str = "") -> Response:
                   if is_radiologist else None)
         contraindications = ", ".join(f"{k}: {v}" for k, v in
                                       json.loads(exam.contraindications).items())
-        page = render(request, "exam.html", "exam", exam=exam, timeline=events,
+        page = render(request, "exam.html", "exam", exam=exam, timeline=events, actor=actor,
                       contraindications=contraindications, csrf=csrf_token(token),
                       can_claim=is_radiologist and exam.state == "ready",
                       can_release=reader is not None and exam.reader_id == reader,
