@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.workflow_env import env
+from telerad.auth.models import Role
+from telerad.auth.second_factor import REQUIRED_FOR
+from telerad.testing.workflow import PASSWORD, RADIOLOGISTS, STAFF, totp_code
+from tests.integration.workflow_env import Env, env
 
 __all__ = ["env"]
 
@@ -47,3 +50,21 @@ def snapshot(page: Page, name: str) -> None:
     results = Axe().run(page)
     violations = results.response["violations"]
     assert violations == [], results.generate_report()
+
+
+def _needs_code(username: str) -> bool:
+    roles = {name: role for name, role, _sites in STAFF}
+    roles.update({name: Role.RADIOLOGIST for name, *_rest in RADIOLOGISTS})
+    return roles[username] in REQUIRED_FOR
+
+
+def sign_in(page: Page, env: Env, username: str) -> None:
+    """Sign in from the sign-in page as a seeded account (with its authenticator code when
+    its role needs one), and land on the home page."""
+    page.goto(env.server.base_url + "/signin")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    if _needs_code(username):
+        page.get_by_label("Authenticator app code").fill(totp_code(username, env.clock.now()))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Signed in as")).to_be_visible()

@@ -9,18 +9,8 @@ from typing import Any
 from playwright.sync_api import Browser, Page, expect
 
 from telerad.dicom.synthetic import SyntheticStudy
-from tests.browser.conftest import snapshot
+from tests.browser.conftest import sign_in, snapshot
 from tests.integration.workflow_env import Env, request_body
-
-PASSWORD = "correct horse battery"
-
-
-def _sign_in(page: Page, env: Env, username: str) -> None:
-    page.goto(env.server.base_url + "/signin")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Signed in as")).to_be_visible()
 
 
 def _ready_stroke_alert(env: Env) -> dict[str, Any]:
@@ -34,7 +24,7 @@ def _ready_stroke_alert(env: Env) -> dict[str, Any]:
 
 
 def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browser) -> None:
-    _sign_in(page, env, "dr_alice")
+    sign_in(page, env, "dr_alice")
     page.get_by_role("link", name="Worklist").click()
     expect(page.get_by_text("Nothing to read for now.")).to_be_visible()
     snapshot(page, "worklist-empty")
@@ -48,7 +38,7 @@ def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browse
     snapshot(page, "worklist")
 
     other = chromium.new_context(locale="en-GB").new_page()
-    _sign_in(other, env, "dr_emma")
+    sign_in(other, env, "dr_emma")
     other.goto(env.server.base_url + f"/exams/{exam['id']}")
 
     row.get_by_role("link").click()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from telerad.testing.workflow import totp_code
 from tests.integration.workflow_env import Env, env, request_body
 
 __all__ = ["env"]
@@ -37,11 +38,12 @@ def _sign_in(client: httpx.Client, username: str, password: str = PASSWORD,
                                                                            "csrf_token")})
 
 
-def test_sign_in_sets_a_fresh_httponly_samesite_cookie(browser: httpx.Client) -> None:
+def test_sign_in_sets_a_fresh_httponly_samesite_cookie(env: Env, browser: httpx.Client
+                                                       ) -> None:
     assert browser.get("/").headers["location"] == "/signin"
     browser.cookies.set("telerad_session", "trs_planted-by-an-attacker")  # fixation attempt
     assert browser.get("/").status_code == 303  # a planted cookie opens nothing
-    answer = _sign_in(browser, "dr_alice")
+    answer = _sign_in(browser, "dr_alice", code=totp_code("dr_alice", env.clock.now()))
     assert (answer.status_code, answer.headers["location"]) == (303, "/")
     set_cookie = next(h for h in answer.headers.get_list("set-cookie")
                       if h.startswith("telerad_session="))
@@ -88,7 +90,8 @@ def test_lock_out_through_the_sign_in_page(browser: httpx.Client) -> None:
 
 
 def test_an_idle_session_ends(env: Env, browser: httpx.Client) -> None:
-    assert _sign_in(browser, "dr_alice").status_code == 303
+    assert _sign_in(browser, "dr_alice",
+                    code=totp_code("dr_alice", env.clock.now())).status_code == 303
     env.clock.advance(dt.timedelta(minutes=59))
     assert browser.get("/").status_code == 200  # a request keeps it alive
     env.clock.advance(dt.timedelta(minutes=59))
@@ -101,7 +104,8 @@ def test_an_idle_session_ends(env: Env, browser: httpx.Client) -> None:
 def test_sign_out_everywhere_ends_every_session(env: Env, browser: httpx.Client) -> None:
     elsewhere = env.api("dr_alice")  # a bearer session opened on another device
     assert elsewhere.call("GET", "/api/worklist")[0] == 200
-    assert _sign_in(browser, "dr_alice").status_code == 303
+    assert _sign_in(browser, "dr_alice",
+                    code=totp_code("dr_alice", env.clock.now())).status_code == 303
     csrf = _field(browser.get("/").text, "csrf_token")
     assert browser.post("/signout-everywhere", data={"csrf_token": csrf}).status_code == 303
     assert elsewhere.call("GET", "/api/worklist")[0] == 401
@@ -139,7 +143,8 @@ def test_every_page_sends_strangers_to_sign_in(browser: httpx.Client) -> None:
 
 def test_live_updates_do_not_keep_an_unattended_session_alive(env: Env,
                                                                browser: httpx.Client) -> None:
-    assert _sign_in(browser, "dr_alice").status_code == 303
+    assert _sign_in(browser, "dr_alice",
+                    code=totp_code("dr_alice", env.clock.now())).status_code == 303
     background = {"X-Telerad-Background": "1"}
     env.clock.advance(dt.timedelta(minutes=40))
     assert browser.get("/worklist/items", headers=background).status_code == 200

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import pyotp
 
-from telerad.auth.models import User
+from telerad.auth.models import Role, User
 from telerad.errors import InvalidInput, NotAuthenticated
 
 ISSUER = "telerad"
+#: Roles that see patients of many sites or configure everything: a password is not enough.
+#: Until they enrol, they may only open their account page (see :func:`enrolment_required`).
+REQUIRED_FOR = frozenset({Role.RADIOLOGIST, Role.EXPERT, Role.ADMIN})
 STEP_SECONDS = 30
 #: Failed sign-ins in a row before the account locks, and for how long.
 MAX_FAILURES = 5
@@ -53,6 +56,18 @@ def begin_enrolment(user: User) -> Enrolment:
     user.totp_enabled_at = None
     user.totp_last_step = None
     return Enrolment(secret=secret, uri=totp_uri(secret, user.username))
+
+
+def enrolment_required(user: User) -> bool:
+    """Whether the user must set up an authenticator app before doing anything else."""
+    return Role(user.role) in REQUIRED_FOR and user.totp_enabled_at is None
+
+
+def enrol_secret(user: User, *, secret: str, now: dt.datetime) -> None:
+    """Enrol a secret already handed over (an example or test account, whose secret is
+    printed): signing in needs its codes from now on."""
+    pyotp.TOTP(secret).now()  # refuses a secret that is not base32
+    user.totp_secret, user.totp_enabled_at, user.totp_last_step = secret, now, None
 
 
 def totp_uri(secret: str, username: str) -> str:

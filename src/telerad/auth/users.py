@@ -18,7 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from telerad.auth.models import Role, User, UserSession, UserSite
-from telerad.auth.second_factor import check_code, check_not_locked, record_failure
+from telerad.auth.second_factor import (
+    check_code,
+    check_not_locked,
+    confirm_enrolment,
+    enrolment_required,
+    record_failure,
+)
 from telerad.auth.service import Actor, Permission, Scope, authenticate_token, digest
 from telerad.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 
@@ -54,6 +60,8 @@ class SignedIn:
     expires_at: dt.datetime
     actor: Actor
     role: Role
+    #: The role needs a second factor not set up yet: the session may only set it up.
+    enrolment_required: bool
 
 
 def create_user(
@@ -79,14 +87,16 @@ def create_user(
 
 
 def actor_for(session: Session, user: User) -> Actor:
-    """The user as an actor: their role's permissions over their sites' patients."""
+    """The user as an actor: their role's permissions over their sites' patients. A role
+    that needs a second factor has no permission until one is enrolled: its first session
+    can only set one up."""
     site_ids = frozenset(
         session.scalars(select(UserSite.site_id).where(UserSite.user_id == user.id))
     )
-    return Actor(
-        kind="user", id=user.id, name=user.username,
-        scope=Scope(permissions=ROLE_PERMISSIONS[Role(user.role)], site_ids=site_ids),
-    )
+    permissions = (frozenset() if enrolment_required(user)
+                   else ROLE_PERMISSIONS[Role(user.role)])
+    return Actor(kind="user", id=user.id, name=user.username,
+                 scope=Scope(permissions=permissions, site_ids=site_ids))
 
 
 def _user_named(session: Session, username: str) -> User | None:
@@ -111,13 +121,18 @@ def sign_in(session: Session, *, username: str, password: str, now: dt.datetime,
     user.failed_sign_ins = 0
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = _HASHER.hash(password)
+    return open_session(session, user, now=now)
+
+
+def open_session(session: Session, user: User, *, now: dt.datetime) -> SignedIn:
+    """A new session of ``user``, whose credentials were checked (by :func:`sign_in`)."""
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires_at = now + SESSION_LIFETIME
     session.add(UserSession(user_id=user.id, token_sha256=digest(token), created_at=now,
                             expires_at=expires_at))
     session.flush()
     return SignedIn(token=token, expires_at=expires_at, actor=actor_for(session, user),
-                    role=Role(user.role))
+                    role=Role(user.role), enrolment_required=enrolment_required(user))
 
 
 def record_failed_sign_in(session: Session, *, username: str, now: dt.datetime) -> None:
@@ -182,6 +197,23 @@ def sign_out_everywhere(session: Session, user_id: int, *, now: dt.datetime) -> 
     result = session.execute(update(UserSession).where(UserSession.user_id == user_id,
                                                        UserSession.revoked_at.is_(None))
                              .values(revoked_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def confirm_second_factor(session: Session, user: User, *, code: str, token: str,
+                          now: dt.datetime) -> None:
+    """Confirm the user's new authenticator app from the session ``token``; every other
+    session, opened with the password alone, ends."""
+    confirm_enrolment(user, code=code, now=now)
+    sign_out_others(session, user.id, token, now=now)
+
+
+def sign_out_others(session: Session, user_id: int, keep: str, *, now: dt.datetime) -> int:
+    """End every session of the user but ``keep`` (after setting up a second factor, the
+    sessions opened with the password alone end); how many ended."""
+    result = session.execute(update(UserSession).where(
+        UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
+        UserSession.token_sha256 != digest(keep)).values(revoked_at=now))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -5,7 +5,9 @@ moving the clock rather than by waiting."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -15,11 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyotp
 import uvicorn
+from sqlalchemy import select
 
 from telerad import jobs
-from telerad.auth.models import Role
-from telerad.auth.users import create_user
+from telerad.auth.models import Role, User
+from telerad.auth.second_factor import REQUIRED_FOR, enrol_secret
+from telerad.auth.users import create_user, open_session
 from telerad.db import transaction
 from telerad.gateway.dicom import DicomGateway
 from telerad.runtime import Runtime
@@ -35,6 +40,22 @@ PARIS = ZoneInfo("Europe/Paris")
 PASSWORD = "correct horse battery"
 #: A Tuesday evening in Carcassonne: the night's coverage (18:30-08:00) is running.
 EVENING = dt.datetime(2026, 11, 24, 20, 0, tzinfo=PARIS)
+
+
+def totp_secret(username: str) -> str:
+    """The seeded second-factor secret of an example account (known to tests and demos)."""
+    digest = hashlib.sha256(f"telerad example account {username}".encode()).digest()
+    return base64.b32encode(digest[:20]).decode()
+
+
+def totp_code(username: str, at: dt.datetime) -> str:
+    """The code the example account's authenticator app shows at ``at``."""
+    return pyotp.TOTP(totp_secret(username)).at(at)
+
+
+def _enrol_if_required(user: User, now: dt.datetime) -> None:
+    if Role(user.role) in REQUIRED_FOR:
+        enrol_secret(user, secret=totp_secret(user.username), now=now)
 
 
 @dataclass
@@ -87,13 +108,16 @@ def seed_night(runtime: Runtime, *, night_of: dt.date | None = None) -> Night:
                          windows=[parse_window("every 18:30-08:00")],
                          team_names=["Imadis", "Occitanie"])
         for username, role, sites in STAFF:
-            night.users[username] = create_user(
-                session, username=username, display_name=username, role=role,
-                password=PASSWORD, site_ids=[night.sites[s] for s in sites], now=now).id
+            user = create_user(session, username=username, display_name=username, role=role,
+                               password=PASSWORD, site_ids=[night.sites[s] for s in sites],
+                               now=now)
+            _enrol_if_required(user, now)
+            night.users[username] = user.id
         for username, name, sites, subspecialties, team, backup in RADIOLOGISTS:
-            night.users[username] = create_user(
-                session, username=username, display_name=name, role=Role.RADIOLOGIST,
-                password=PASSWORD, site_ids=[], now=now).id
+            user = create_user(session, username=username, display_name=name,
+                               role=Role.RADIOLOGIST, password=PASSWORD, site_ids=[], now=now)
+            _enrol_if_required(user, now)
+            night.users[username] = user.id
             radiologist = add_radiologist(session, name=name, username=username, now=now,
                                           site_ids=[night.sites[s] for s in sites],
                                           subspecialties=subspecialties)
@@ -135,11 +159,6 @@ class Api:
             raise AssertionError(f"{method} {path}: {status} {answer}")
         return answer
 
-    def signed_in(self, username: str, password: str = PASSWORD) -> Api:
-        answer = Api(self.base_url).ok("POST", "/api/login",
-                                       {"username": username, "password": password})
-        return Api(self.base_url, answer["token"])
-
 
 class InProcessServer:
     """telerad's HTTP API and DICOM gateway served from this process on ``runtime`` (whose
@@ -179,8 +198,14 @@ class InProcessServer:
         self.gateway.stop()
 
     def api(self, username: str | None = None) -> Api:
-        api = Api(self.base_url)
-        return api.signed_in(username) if username else api
+        """A client signed in as ``username`` (a session opened directly, so that tests of
+        other things do not spend the account's one-time codes), or anonymous."""
+        if username is None:
+            return Api(self.base_url)
+        with transaction(self.runtime.sessions) as session:
+            user = session.scalars(select(User).where(User.username == username)).one()
+            signed = open_session(session, user, now=self.runtime.clock.now())
+        return Api(self.base_url, signed.token)
 
     def run_jobs(self) -> int:
         """Run every job due at the clock's now; return how many ran."""

@@ -10,14 +10,17 @@ from pydantic import BaseModel
 
 from telerad.archive import queries
 from telerad.audit.service import Action, who_for
-from telerad.auth.second_factor import (
-    begin_enrolment,
-    confirm_enrolment,
-)
+from telerad.auth import users
+from telerad.auth.second_factor import begin_enrolment
 from telerad.auth.service import Actor, Permission
-from telerad.auth.users import user_of
 from telerad.db import transaction
-from telerad.httpauth import current_actor, runtime_of, sign_in_counting_failures, source_of
+from telerad.httpauth import (
+    credentials_of,
+    current_actor,
+    runtime_of,
+    sign_in_counting_failures,
+    source_of,
+)
 
 router = APIRouter(tags=["archive"])
 
@@ -104,6 +107,9 @@ class SignInOut(BaseModel):
     username: str
     role: str
     site_ids: list[int]
+    #: True: the role needs a second factor; until it is set up (POST
+    #: /api/account/second-factor, then /confirm) the session may do nothing else.
+    second_factor_enrolment_required: bool
 
 
 class EnrolmentOut(BaseModel):
@@ -123,7 +129,7 @@ def enrol_second_factor(request: Request, actor: Annotated[Actor, Depends(curren
     """Start (or restart) the enrolment of an authenticator app (TOTP, RFC 6238)."""
     runtime = runtime_of(request)
     with transaction(runtime.sessions) as session:
-        enrolment = begin_enrolment(user_of(session, actor))
+        enrolment = begin_enrolment(users.user_of(session, actor))
     return EnrolmentOut(secret=enrolment.secret, uri=enrolment.uri)
 
 
@@ -133,7 +139,8 @@ def confirm_second_factor(request: Request, body: CodeIn,
     """Confirm the enrolment with a first code: from now on, signing in needs a code."""
     runtime = runtime_of(request)
     with transaction(runtime.sessions) as session:
-        confirm_enrolment(user_of(session, actor), code=body.code, now=runtime.clock.now())
+        users.confirm_second_factor(session, users.user_of(session, actor), code=body.code,
+                              token=credentials_of(request)[0], now=runtime.clock.now())
 
 
 @router.post("/login", response_model=SignInOut, tags=["access"])
@@ -144,4 +151,5 @@ def login(request: Request, credentials: SignInIn) -> SignInOut:
     return SignInOut(
         token=signed.token, expires_at=signed.expires_at, username=signed.actor.name,
         role=signed.role, site_ids=sorted(signed.actor.scope.site_ids or ()),
+        second_factor_enrolment_required=signed.enrolment_required,
     )

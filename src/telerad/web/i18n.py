@@ -70,6 +70,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_offered": "Cet examen ne vous est pas proposé.",
         "new_stroke_alert": "Nouvelle alerte AVC",
         "main_menu": "Menu principal",
+        "must_enrol": "Votre rôle exige un second facteur : configurez votre application "
+                      "d'authentification pour commencer à travailler.",
         "home": "Accueil",
         "portal": "Portail de l'hôpital",
         "administration": "Administration",
@@ -134,6 +136,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_offered": "This exam is not offered to you.",
         "new_stroke_alert": "New stroke alert",
         "main_menu": "Main menu",
+        "must_enrol": "Your role needs a second factor: set up your authenticator app to "
+                      "start working.",
         "home": "Home",
         "portal": "Hospital portal",
         "administration": "Administration",

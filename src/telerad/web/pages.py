@@ -24,11 +24,17 @@ from telerad.auth.second_factor import (
     AccountLocked,
     SecondFactorRequired,
     begin_enrolment,
-    confirm_enrolment,
+    enrolment_required,
     totp_uri,
 )
 from telerad.auth.service import Actor, Permission
-from telerad.auth.users import SESSION_LIFETIME, sign_out, sign_out_everywhere, user_of
+from telerad.auth.users import (
+    SESSION_LIFETIME,
+    confirm_second_factor,
+    sign_out,
+    sign_out_everywhere,
+    user_of,
+)
 from telerad.db import transaction
 from telerad.errors import InvalidInput, NotAuthenticated, TeleradError
 from telerad.httpauth import (
@@ -138,7 +144,8 @@ def home(request: Request, notice: str = "") -> Response:
         sites = list(session.scalars(select(Site.name).join(UserSite, UserSite.site_id == Site.id)
                                      .where(UserSite.user_id == user.id).order_by(Site.name)))
         context: dict[str, Any] = {"username": user.username, "display_name": user.display_name,
-                   "role": Role(user.role).value, "totp_on": user.totp_enabled_at is not None}
+                   "role": Role(user.role).value, "totp_on": user.totp_enabled_at is not None,
+                   "must_enrol": enrolment_required(user)}
     t = TEXTS[language(request)]
     return render(request, "home.html", "signed_in_as", sites=sites, csrf=csrf_token(token),
                   actor=actor,
@@ -204,7 +211,8 @@ def confirm(request: Request, csrf_token: Field, code: Field) -> Response:
     runtime = runtime_of(request)
     try:
         with transaction(runtime.sessions) as session:
-            confirm_enrolment(user_of(session, signed[0]), code=code, now=runtime.clock.now())
+            confirm_second_factor(session, user_of(session, signed[0]), code=code,
+                                  token=signed[1], now=runtime.clock.now())
     except InvalidInput:
         with transaction(runtime.sessions, readonly=True) as session:
             user = user_of(session, signed[0])
