@@ -51,3 +51,24 @@ def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browse
     other.get_by_role("button", name="Claim").click()
     expect(other.get_by_role("alert")).to_contain_text("Another radiologist claimed this exam")
     other.context.close()
+
+
+def test_justify_a_request_from_its_page(env: Env, page: Page) -> None:
+    filed = env.api("er_carcassonne").ok("POST", "/api/requests",
+                                         request_body(env, urgency="life_threatening"))
+    sign_in(page, env, "dr_alice")
+    page.goto(env.server.base_url + "/worklist")
+    row = page.locator(f'tr[data-exam-id="{filed["id"]}"]')
+    expect(row).to_contain_text("To justify")
+    row.get_by_role("link").click()
+    page.get_by_role("radio", name="Refuse").check()
+    page.get_by_role("button", name="Record the decision").click()
+    expect(page.get_by_role("alert")).to_contain_text("a refusal needs its reason")
+    expect(page.locator("#state")).to_have_text("filed")  # nothing changed
+    page.get_by_label("Protocol", exact=True).select_option("CT_HEAD")
+    snapshot(page, "justify")
+    page.get_by_role("button", name="Record the decision").click()
+    expect(page.locator("#state")).to_have_text("validated")
+    answer = env.api("er_carcassonne").ok("GET", f"/api/exams/{filed['id']}")
+    assert answer["protocol_code"] == "CT_HEAD"
+    assert answer["accession_number"]

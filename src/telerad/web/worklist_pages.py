@@ -13,20 +13,23 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
-from telerad.errors import Conflict, Forbidden, NotAuthenticated, TeleradError
+from telerad.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TeleradError
 from telerad.httpauth import authenticate, csrf_token, runtime_of, source_of
 from telerad.web.exams_api import changing_exam
 from telerad.web.i18n import TEXTS, language
 from telerad.web.pages import form_session, render, signed_in, to_signin
 from telerad.workflow.assignments import service as assignments
+from telerad.workflow.exams.models import ExamState
 from telerad.workflow.exams.queries import get_exam
 from telerad.workflow.exams.timeline import timeline
+from telerad.workflow.requests import service as requests
 from telerad.workflow.sites.models import Site
 
 router = APIRouter(include_in_schema=False)
@@ -146,7 +149,7 @@ async def worklist_events(request: Request, site_id: str = "", modality: str = "
 
 
 @router.get("/exams/{exam_id}", response_class=HTMLResponse)
-def exam_page(request: Request, exam_id: int, error: str = "") -> Response:
+def exam_page(request: Request, exam_id: int, error: str = "", problem: str = "") -> Response:
     signed = signed_in(request)
     if signed is None:
         return to_signin()
@@ -159,17 +162,57 @@ def exam_page(request: Request, exam_id: int, error: str = "") -> Response:
         is_radiologist = Permission.EXAMS_CLAIM in actor.scope.permissions
         reader = (assignments.radiologist_of(session, actor).id
                   if is_radiologist else None)
+        can_decide = (Permission.REQUESTS_DECIDE in actor.scope.permissions
+                      and exam.state == ExamState.FILED)
+        protocols = ([p for p in requests.list_protocols(session)
+                      if p.modality == exam.modality] if can_decide else [])
         contraindications = ", ".join(f"{k}: {v}" for k, v in
                                       json.loads(exam.contraindications).items())
         page = render(request, "exam.html", "exam", exam=exam, timeline=events, actor=actor,
                       contraindications=contraindications, csrf=csrf_token(token),
                       can_claim=is_radiologist and exam.state == "ready",
+                      can_decide=can_decide, protocols=protocols,
                       can_release=reader is not None and exam.reader_id == reader,
-                      error=TEXTS[language(request)].get(error, ""))
+                      error=TEXTS[language(request)].get(error, "") or problem[:300])
     runtime.audit(who_for(actor, source_of(request)), Action.READ,
                   study_instance_uid=exam.study_instance_uid or "",
                   detail={"route": "exams/{id}", "exam_id": exam_id})
     return page
+
+
+class DecisionForm(BaseModel):
+    """The exam page's justification form (the fields of the API's decision)."""
+
+    csrf_token: str
+    decision: requests.Decision
+    protocol_code: str = ""
+    exam_asked: str = ""
+    reason: str = ""
+
+
+@router.post("/exams/{exam_id}/decision")
+def decision(request: Request, exam_id: int, form: Annotated[DecisionForm, Form()]
+             ) -> Response:
+    """The radiologist's justification of a request, from the exam's page: the API's
+    decision, in the same change context."""
+    signed = form_session(request, form.csrf_token)
+    if signed is None:
+        return to_signin()
+    actor = signed[0]
+    actor.scope.require(Permission.REQUESTS_DECIDE)
+    try:
+        with changing_exam(request, actor, exam_id, permission=Permission.REQUESTS_DECIDE,
+                           what=f"decision:{form.decision}") as (session, exam, now):
+            requests.decide(session, exam, decision=form.decision,
+                            radiologist=assignments.radiologist_of(session, actor),
+                            user_id=actor.id, now=now, protocol_code=form.protocol_code or None,
+                            exam_asked=form.exam_asked or None, reason=form.reason)
+    except InvalidInput as exc:
+        return RedirectResponse(f"/exams/{exam_id}?" + urlencode({"problem": exc.message}),
+                                status_code=303)
+    except (Conflict, Forbidden):
+        return RedirectResponse(f"/exams/{exam_id}?error=not_offered", status_code=303)
+    return RedirectResponse(f"/exams/{exam_id}", status_code=303)
 
 
 @router.post("/exams/{exam_id}/claim")
