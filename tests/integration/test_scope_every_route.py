@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
+from telerad.auth.models import Role
+from telerad.auth.users import create_user
+from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy, instance
+from telerad.testing.workflow import PASSWORD, Api
 from telerad.web.app import create_app
 from tests.integration.workflow_env import Env, env, request_body
 
@@ -28,6 +32,32 @@ def _routes(env: Env) -> list[tuple[str, str]]:
     paths = create_app(env.runtime).openapi()["paths"]
     return [(method.upper(), path) for path, operations in paths.items()
             if path.startswith(("/api", "/dicomweb")) for method in operations]
+
+
+def _bodies(env: Env) -> dict[str, Any]:
+    """Well-formed bodies, so that what answers is the scope, not validation."""
+    return {
+        "/api/requests": request_body(env, site="carcassonne"),
+        "/api/requests/{exam_id}/decision": {"decision": "accept", "protocol_code": "CT_HEAD"},
+        "/api/exams/{exam_id}/cancel": {"reason": "test"},
+        "/api/exams/{exam_id}/reconcile": {"reject_reason": "test"},
+        "/api/exams/{exam_id}/routing/what-if": {"shifts": []},
+        "/api/teams": {"name": "Team", "kind": "provider"},
+        "/api/sites/{site_id}/contracts": {"modality": "CT", "windows": ["every 18:30-08:00"],
+                                           "teams": ["Imadis"]},
+        "/api/radiologists": {"name": "Dr X", "site_ids": [1]},
+        "/api/shifts": {"radiologist_id": 1, "team_id": 1, "start": "2026-11-24T18:30:00Z",
+                        "end": "2026-11-25T08:00:00Z"},
+        "/api/protocols": {"code": "CT_X", "name": "X", "modality": "CT"},
+    }
+
+
+#: Well-formed queries of the routes that need some.
+QUERIES = {
+    "/api/roster/on-duty": "?site_id=1&modality=CT",
+    "/api/roster/gaps": "?site_id=1&modality=CT",
+    "/api/shifts": "?start=2026-11-24T00:00:00Z&end=2026-11-25T00:00:00Z",
+}
 
 
 def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
@@ -50,13 +80,7 @@ def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
         "tag": "7FE00010", "site_id": str(env.night.sites["carcassonne"]), "shift_id": "1",
     }
     secrets = ("SECRET42", "DUPONT", study.study_instance_uid, exam["accession_number"])
-    bodies: dict[str, Any] = {
-        "/api/requests": request_body(env, site="carcassonne"),
-        "/api/requests/{exam_id}/decision": {"decision": "accept", "protocol_code": "CT_HEAD"},
-        "/api/exams/{exam_id}/cancel": {"reason": "test"},
-        "/api/exams/{exam_id}/reconcile": {"reject_reason": "test"},
-        "/api/exams/{exam_id}/routing/what-if": {"shifts": []},
-    }
+    bodies = _bodies(env)
     routes = _routes(env)
     assert len(routes) > 40
     tried = 0
@@ -106,3 +130,28 @@ def test_without_a_token_every_route_says_401(env: Env) -> None:
         url = re.sub(r"{(\w+)(?::\w+)?}", "1", path)
         status, _ = anonymous.call(method, url)
         assert status == 401, (method, url, status)
+
+
+def test_a_person_without_rights_gets_403_on_every_route(env: Env) -> None:
+    """A radiologist who has not set up the second factor their role needs holds no
+    permission: every route but their own account's answers 403."""
+    with transaction(env.runtime.sessions) as session:
+        create_user(session, username="dr_new", display_name="Dr New", password=PASSWORD,
+                    role=Role.RADIOLOGIST, site_ids=[env.night.sites["carcassonne"]],
+                    now=env.clock.now())
+    answer = env.api().ok("POST", "/api/login", {"username": "dr_new", "password": PASSWORD})
+    assert answer["second_factor_enrolment_required"] is True
+    api = Api(env.server.base_url, answer["token"])
+    bodies, refused = _bodies(env), []
+    for method, path in _routes(env):
+        if path == "/api/login" or path in OWN_ACCOUNT:
+            continue
+        url = re.sub(r"{(\w+)(?::\w+)?}", lambda m: "7FE00010" if m[1] == "tag" else "1",
+                     path)
+        if method == "GET":
+            url += QUERIES.get(path, "")
+        status, _ = api.call(method, url, bodies.get(path, {}) if method != "GET" else None)
+        refused.append((method, path, status))
+    assert len(refused) > 40
+    not_refused = [r for r in refused if r[2] != 403]
+    assert not_refused == [], "\n".join(map(str, not_refused))

@@ -43,6 +43,12 @@ class Permission(StrEnum):
     """See escalations and explain routing."""
     ROSTER_MANAGE = "roster:manage"
     """Keep contracts, teams, radiologists, shifts and protocols."""
+    SITES_READ = "sites:read"
+    """See the configuration of one's own sites (devices, contracts), without changing it."""
+    USERS_MANAGE = "users:manage"
+    """Create accounts, change their role and sites, deactivate them, reset a second factor."""
+    AUDIT_READ = "audit:read"
+    """Search the audit trail and see whether its chain holds (itself an audited read)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +62,12 @@ class Scope:
     def require(self, permission: Permission) -> None:
         if permission not in self.permissions:
             raise Forbidden(f"this account lacks the {permission} permission")
+
+    def require_any(self) -> None:
+        """For reference data (sites, protocols): any permission at all, so that an account
+        that may do nothing yet (a second factor to set up) sees nothing."""
+        if not self.permissions:
+            raise Forbidden("this account may do nothing yet: set up its second factor")
 
 
 @dataclass(frozen=True, kw_only=True)

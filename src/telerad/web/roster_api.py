@@ -47,6 +47,7 @@ class SiteOut(BaseModel):
 @router.get("/sites", response_model=list[SiteOut], tags=["sites"])
 def sites(request: Request, actor: CurrentActor) -> list[SiteOut]:
     """The sites the caller belongs to (every site for a service account)."""
+    actor.scope.require_any()
     runtime = runtime_of(request)
     with transaction(runtime.sessions, readonly=True) as session:
         return [SiteOut(id=s.id, name=s.name, timezone=s.timezone,
@@ -285,7 +286,7 @@ class ProtocolIn(BaseModel):
 @router.get("/protocols", response_model=list[ProtocolIn], tags=["requests"])
 def protocols(request: Request, actor: CurrentActor) -> list[ProtocolIn]:
     """The protocol catalogue a radiologist validates requests with."""
-    del actor  # any signed-in caller
+    actor.scope.require_any()
     with transaction(runtime_of(request).sessions, readonly=True) as session:
         return [ProtocolIn(code=p.code, name=p.name, modality=p.modality,
                            subspecialty=p.subspecialty,
