@@ -12,6 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+#: Where ``./dev setup`` installs the OHIF viewer: ``.viewer/`` at the root of the checkout
+#: (``src/telerad/config.py`` is two folders below it). An installed package sets
+#: ``TELERAD_VIEWER_DIR`` instead.
+DEFAULT_VIEWER_DIR = Path(__file__).resolve().parents[2] / ".viewer"
+
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
@@ -47,6 +52,8 @@ class Settings:
     session_idle_minutes: float = 60.0
     #: Send session cookies only over HTTPS (set where telerad sits behind TLS).
     secure_cookies: bool = False
+    #: The OHIF viewer's built application (its ``dist/`` folder), served under ``/viewer/``.
+    viewer_dir: Path = DEFAULT_VIEWER_DIR
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,5 +85,6 @@ class Settings:
             max_upload_bytes=int(_env_float(env, "TELERAD_MAX_UPLOAD_BYTES", 4 * 1024**3)),
             session_idle_minutes=_env_float(env, "TELERAD_SESSION_IDLE_MINUTES", 60.0),
             secure_cookies=env.get("TELERAD_SECURE_COOKIES", "") in ("1", "true", "yes"),
+            viewer_dir=Path(env.get("TELERAD_VIEWER_DIR") or DEFAULT_VIEWER_DIR).resolve(),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -25,6 +25,7 @@ from telerad.httpauth import authenticate, csrf_token, runtime_of, source_of
 from telerad.web.exams_api import changing_exam
 from telerad.web.i18n import TEXTS, language
 from telerad.web.pages import form_session, render, signed_in, to_signin
+from telerad.web.viewer import viewer_url
 from telerad.workflow.assignments import service as assignments
 from telerad.workflow.exams.models import ExamState
 from telerad.workflow.exams.queries import get_exam
@@ -173,6 +174,8 @@ def exam_page(request: Request, exam_id: int, error: str = "", problem: str = ""
                       can_claim=is_radiologist and exam.state == "ready",
                       can_decide=can_decide, protocols=protocols,
                       can_release=reader is not None and exam.reader_id == reader,
+                      viewer_url=viewer_url(exam.study_instance_uid)
+                      if reader is not None and exam.reader_id == reader else "",
                       error=TEXTS[language(request)].get(error, "") or problem[:300])
     runtime.audit(who_for(actor, source_of(request)), Action.READ,
                   study_instance_uid=exam.study_instance_uid or "",
