@@ -46,9 +46,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.RADIOLOGIST: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_DECIDE, _P.EXAMS_READ,
                                  _P.EXAMS_CLAIM}),
     Role.EXPERT: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ}),
-    Role.SITE_MANAGER: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ, _P.EXAMS_ACQUIRE}),
+    Role.SITE_MANAGER: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ, _P.EXAMS_ACQUIRE,
+                                  _P.SITES_READ}),
     Role.COORDINATOR: frozenset({_P.EXAMS_READ, _P.EXAMS_COORDINATE, _P.ROSTER_MANAGE}),
-    Role.ADMIN: frozenset({_P.ROSTER_MANAGE}),
+    Role.ADMIN: frozenset({_P.ROSTER_MANAGE, _P.USERS_MANAGE, _P.AUDIT_READ}),
 }
 
 
