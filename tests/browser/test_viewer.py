@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
-from io import BytesIO
 from typing import Any
 
-import numpy as np
-from PIL import Image
-from playwright.sync_api import ConsoleMessage, Locator, Page, Request, expect
+from playwright.sync_api import ConsoleMessage, Page, Request, expect
 from sqlalchemy import select
 
 from telerad.audit.models import AuditEvent
 from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from tests.browser.conftest import SCREENSHOTS, sign_in, snapshot
+from tests.browser.pictures import wait_for_phantom
 from tests.integration.workflow_env import Env, request_body
 
 #: How long OHIF may take to show its first image (it shows it in about 2 s here).
@@ -30,29 +27,6 @@ def _study(patient_id: str, description: str, when: dt.datetime, **fields: Any
            ) -> SyntheticStudy:
     return SyntheticStudy(patient_id=patient_id, patient_name="DUPONT^MARIE",
                           study_description=description, study_datetime=when, **fields)
-
-
-def _grey(canvas: Locator) -> np.ndarray:
-    """The viewport as the radiologist sees it, in grey levels 0-255."""
-    return np.asarray(Image.open(BytesIO(canvas.screenshot())).convert("L"), dtype=float)
-
-
-def _phantom_shown(grey: np.ndarray) -> str:
-    """What is wrong with the picture of the synthetic phantom (air around a water
-    cylinder with a bony ring, window 40/80), or "" when it is there: black air, a grey
-    noisy middle, a white ring."""
-    height, width = grey.shape
-    middle = grey[height // 2 - 20:height // 2 + 20, width // 2 - 20:width // 2 + 20]
-    dark, bright = (grey < 25).mean(), (grey > 230).mean()
-    problems = [
-        f"uniform (std {grey.std():.1f})" if grey.std() < 40 else "",
-        f"little air ({dark:.0%} dark)" if dark < 0.2 else "",
-        f"no bone ring ({bright:.1%} white)" if not 0.03 < bright < 0.3 else "",
-        f"middle not soft tissue (mean {middle.mean():.0f})"
-        if not 60 < middle.mean() < 200 else "",
-        f"middle without noise (std {middle.std():.1f})" if middle.std() < 6 else "",
-    ]
-    return ", ".join(p for p in problems if p)
 
 
 def test_radiologist_reads_the_study_and_its_priors_in_ohif(env: Env, page: Page) -> None:
@@ -95,11 +69,7 @@ def test_radiologist_reads_the_study_and_its_priors_in_ohif(env: Env, page: Page
 
     canvas = viewer.locator(".cornerstone-canvas").first
     expect(canvas).to_be_visible(timeout=RENDER_SECONDS * 1000)
-    deadline, wrong = time.monotonic() + RENDER_SECONDS, "not rendered"
-    while wrong and time.monotonic() < deadline:  # images arrive after the canvas
-        wrong = _phantom_shown(_grey(canvas))
-        if wrong:
-            time.sleep(0.25)
+    wrong = wait_for_phantom(canvas, RENDER_SECONDS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(path=str(SCREENSHOTS / "viewer.png"))  # OHIF's markup: no axe here
     assert not wrong, f"the viewport does not show the study: {wrong}"

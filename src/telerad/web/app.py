@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
@@ -20,12 +20,19 @@ from telerad.runtime import Runtime
 from telerad.web.admin_pages import router as admin_router
 from telerad.web.api import router as api_router
 from telerad.web.exams_api import router as exams_router
+from telerad.web.pages import error_page
 from telerad.web.pages import router as pages_router
 from telerad.web.portal_pages import router as portal_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
 from telerad.web.viewer import router as viewer_router
 from telerad.web.worklist_pages import router as worklist_router
+
+
+def _is_page(request: Request) -> bool:
+    """A page a browser navigated to (not the API, DICOMweb, or a page's own fetches)."""
+    return (not request.url.path.startswith(("/api/", "/dicomweb/"))
+            and "text/html" in request.headers.get("accept", ""))
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -39,7 +46,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
 
     @app.exception_handler(TeleradError)
-    async def _telerad_error(_request: Request, exc: TeleradError) -> JSONResponse:
+    async def _telerad_error(request: Request, exc: TeleradError) -> Response:
+        if _is_page(request):  # a person's browser: a page in their language
+            return error_page(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
         return JSONResponse(
             {"error": exc.code, "message": exc.message}, status_code=exc.http_status,

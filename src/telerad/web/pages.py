@@ -59,8 +59,9 @@ Field = Annotated[str, Form()]
 NAVIGATION: tuple[tuple[str, str, frozenset[Permission]], ...] = (
     ("/worklist", "worklist", frozenset({Permission.EXAMS_CLAIM})),
     ("/portal", "portal", frozenset({Permission.REQUESTS_FILE, Permission.EXAMS_ACQUIRE})),
-    ("/admin", "administration", frozenset({Permission.ROSTER_MANAGE,
-                                            Permission.EXAMS_COORDINATE})),
+    ("/admin", "administration", frozenset({
+        Permission.ROSTER_MANAGE, Permission.EXAMS_COORDINATE, Permission.SITES_READ,
+        Permission.USERS_MANAGE, Permission.AUDIT_READ})),
 )
 
 
@@ -78,9 +79,25 @@ def render(request: Request, name: str, title_key: str, *, status_code: int = 20
     lang = language(request)
     t = TEXTS[lang]
     return templates.TemplateResponse(
-        request, name, {"lang": lang, "t": t, "title": t[title_key], "actor": actor,
+        request, name, {"lang": lang, "t": t, "title": t[title_key], "title_key": title_key,
+                        "actor": actor,
                         "nav": navigation(actor), "path": request.url.path, **context},
         status_code=status_code)
+
+
+#: The title of the error page for each status a page may answer.
+ERROR_TITLES = {401: "error_401", 403: "error_403", 404: "error_404", 409: "error_409"}
+
+
+def error_page(request: Request, exc: TeleradError) -> Response:
+    """A refused or failed page, in the person's language (translated once, at the edge:
+    the app's error handler). Signed out: to the sign-in page."""
+    if isinstance(exc, NotAuthenticated):
+        return to_signin()
+    actor = signed_in(request)
+    return render(request, "error.html", ERROR_TITLES.get(exc.http_status, "error_other"),
+                  status_code=exc.http_status, actor=actor[0] if actor else None,
+                  detail=exc.message)
 
 
 def _signin_page(request: Request, *, error_key: str = "", username: str = "",
