@@ -33,7 +33,7 @@ def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browse
     row = page.locator(f'tr[data-exam-id="{exam["id"]}"]')
     expect(row).to_be_visible(timeout=10_000)
     expect(row).to_contain_text("Stroke alert")
-    expect(row).to_contain_text("DUPONT^MARIE")
+    expect(row).to_contain_text("DUPONT Marie")
     expect(row).to_contain_text("15 min")
     snapshot(page, "worklist")
 

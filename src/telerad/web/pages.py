@@ -51,6 +51,17 @@ from telerad.workflow.sites.models import Site
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def person_name(value: str) -> str:
+    """A DICOM Person Name (PS3.5 §6.2: FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX) as people write
+    it: "DUPONT Marie"."""
+    family, _, rest = (value or "").partition("^")
+    given = " ".join(part for part in rest.split("^") if part)
+    return " ".join(p for p in (family.strip(), given.strip().title()) if p) or "—"
+
+
+templates.env.filters["person"] = person_name
 SIGNIN_COOKIE = "telerad_signin"
 Field = Annotated[str, Form()]
 
