@@ -218,7 +218,7 @@ def test_the_portal_in_french_and_its_error_pages(env: Env, chromium: Browser) -
     snapshot(french, "portal-request-fr")
     french.goto(env.server.base_url + "/portal/exams/999")
     expect(french.get_by_role("alert")).to_have_text(
-        "Cet examen n'existe pas parmi ceux de vos sites.")
+        "Cette page n'existe pas, ou ne concerne pas vos sites.")
     snapshot(french, "portal-not-found-fr")
     context.close()
 

@@ -126,7 +126,7 @@ def test_each_page_opens_for_whom_it_is_meant(env: Env, client: Client) -> None:
             assert answer.status_code == expected, (username, name, answer.status_code)
             assert answer.headers["content-type"].startswith("text/html")
             if expected == 403:
-                assert "does not give access to this administration page" in alert_of(
+                assert "may not open this page" in alert_of(
                     answer.text)
 
 

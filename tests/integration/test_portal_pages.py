@@ -160,12 +160,12 @@ def test_another_sites_staff_see_nothing_of_it(env: Env) -> None:
                 answer = narbonne.post(f"/portal/exams/{exam_id}/{action}",
                                        data=data | {"csrf_token": csrf})
                 assert answer.status_code == 404, action
-                assert "no such exam among your sites" in answer.text
+                assert "not about your sites" in answer.text
                 assert not [s for s in secrets if s in answer.text]
         # Nor file a request for Carcassonne (a forged form: refused as the API does).
         answer = narbonne.post("/portal/requests", data=_form(env) | {"csrf_token": csrf})
         assert answer.status_code == 403
-        assert "Your account does not give access to this page." in answer.text
+        assert "Your account may not open this page." in answer.text
         assert _exam_count(env) == 3
     state = env.api("tech_carcassonne").ok("GET", f"/api/exams/{exam['id']}")["state"]
     assert state == "acquiring"
@@ -181,7 +181,7 @@ def test_people_outside_the_hospital_get_a_clear_403(env: Env, username: str) ->
             page = client.get(path)
             assert page.status_code == 403, path
             assert page.headers["content-type"].startswith("text/html")
-            assert "Your account does not give access to this page." in page.text
+            assert "Your account may not open this page." in page.text
             assert "DUPONT" not in page.text
         for path in ("/portal/items", "/portal/events"):
             assert client.get(path).status_code == 403
@@ -435,4 +435,4 @@ def test_a_stroke_alert_read_from_its_first_image_can_still_be_marked_done(
         assert "Acquisition done</button>" not in page
         answer = er.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": _csrf(page)})
         assert answer.status_code == 403
-        assert "Your account does not give access to this page." in answer.text
+        assert "Your account may not open this page." in answer.text

@@ -16,7 +16,6 @@ conflict with what exists).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import zoneinfo
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -48,13 +47,12 @@ from telerad.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
     TeleradError,
 )
-from telerad.httpauth import check_csrf, csrf_token, runtime_of, source_of
+from telerad.httpauth import csrf_token, runtime_of, source_of
 from telerad.web.i18n import TEXTS, language
-from telerad.web.pages import render, signed_in, to_signin
+from telerad.web.pages import form_actor, page_actor, render
 from telerad.workflow.exams.lookup import studies_and_exams
 from telerad.workflow.roster.calendar import week_of
 from telerad.workflow.roster.credentials import radiologist_of_account, set_credentials
@@ -111,51 +109,7 @@ NOTICES = frozenset({"admin_site_added", "admin_device_added", "admin_device_rem
                      "admin_second_factor_reset"})
 
 
-class PageExpired(Forbidden):
-    """A form without its session's CSRF token (forged, or left open across sign-ins)."""
-
-    code = "csrf"
-
-
-def admin_page(handler: Callable[P, Response]) -> Callable[P, Response]:
-    """A page's errors as pages (the app's own handler answers JSON, for the API)."""
-    @functools.wraps(handler)
-    def page(*args: P.args, **kwargs: P.kwargs) -> Response:
-        try:
-            return handler(*args, **kwargs)
-        except NotAuthenticated:
-            return to_signin()
-        except TeleradError as exc:
-            request = kwargs["request"]
-            assert isinstance(request, Request)
-            key = {"csrf": "csrf", "not_found": "admin_not_found"}.get(
-                exc.code, "admin_forbidden" if isinstance(exc, Forbidden) else "admin_failed")
-            return render(request, "admin_error.html", "admin_error_title",
-                          status_code=exc.http_status, error=TEXTS[language(request)][key])
-    return page
-
-
 Signed = tuple[Actor, str]
-
-
-def signed(request: Request, any_of: frozenset[Permission]) -> Signed:
-    """The signed-in actor holding one of ``any_of`` (else NotAuthenticated, Forbidden)."""
-    found = signed_in(request)
-    if found is None:
-        raise NotAuthenticated("sign in")
-    if not any_of & found[0].scope.permissions:
-        raise Forbidden("this account may not open this administration page")
-    return found
-
-
-def posted(request: Request, presented: str, any_of: frozenset[Permission]) -> Signed:
-    """As :func:`signed`, for a form: it must carry the session's CSRF token."""
-    found = signed(request, any_of)
-    try:
-        check_csrf(found[1], presented)
-    except Forbidden as exc:
-        raise PageExpired(exc.message) from exc
-    return found
 
 
 def can(actor: Actor, any_of: frozenset[Permission]) -> bool:
@@ -236,9 +190,8 @@ def zone_of(site: Site) -> zoneinfo.ZoneInfo:
 
 
 @router.get("/admin", response_class=HTMLResponse)
-@admin_page
 def overview(request: Request) -> Response:
-    who = signed(request, ANY)
+    who = page_actor(request, ANY)
     return page(request, "admin.html", "administration", who)
 
 
@@ -269,16 +222,14 @@ def sites_page(request: Request, who: Signed, **context: Any) -> HTMLResponse:
 
 
 @router.get("/admin/sites", response_class=HTMLResponse)
-@admin_page
 def sites(request: Request, notice: str = "") -> Response:
-    return sites_page(request, signed(request, CONFIG), notice=notice)
+    return sites_page(request, page_actor(request, CONFIG), notice=notice)
 
 
 @router.post("/admin/sites", response_class=HTMLResponse)
-@admin_page
 def create_site(request: Request, csrf_token: Text = "", name: Text = "",
                 timezone: Text = "Europe/Paris") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     try:
         with changing(request, who[0], Action.CREATE, "site") as (session, now, detail):
             site = add_site(session, name=name, ae_titles=[], now=now,
@@ -303,16 +254,14 @@ def site_page(request: Request, who: Signed, site_id: int, **context: Any) -> HT
 
 
 @router.get("/admin/sites/{site_id}", response_class=HTMLResponse)
-@admin_page
 def site_detail(request: Request, site_id: int, notice: str = "") -> Response:
-    return site_page(request, signed(request, CONFIG), site_id, notice=notice)
+    return site_page(request, page_actor(request, CONFIG), site_id, notice=notice)
 
 
 @router.post("/admin/sites/{site_id}/devices", response_class=HTMLResponse)
-@admin_page
 def create_device(request: Request, site_id: int, csrf_token: Text = "",
                   ae_title: Text = "") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     try:
         with changing(request, who[0], Action.CREATE, "device") as (session, now, detail):
             device = add_device(session, site=site_of(session, who[0], site_id),
@@ -326,10 +275,9 @@ def create_device(request: Request, site_id: int, csrf_token: Text = "",
 
 
 @router.post("/admin/sites/{site_id}/devices/{device_id}/delete")
-@admin_page
 def delete_device(request: Request, site_id: int, device_id: int,
                   csrf_token: Text = "") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     with changing(request, who[0], Action.UPDATE, "device_removed") as (session, _now, detail):
         site_of(session, who[0], site_id)
         detail.update(site_id=site_id, device_id=device_id,
@@ -365,10 +313,9 @@ class ContractFields(BaseModel):
 
 
 @router.post("/admin/sites/{site_id}/contracts", response_class=HTMLResponse)
-@admin_page
 def create_contract(request: Request, site_id: int,
                     fields: Annotated[ContractFields, Form()]) -> Response:
-    who = posted(request, fields.csrf_token, MANAGE)
+    who = form_actor(request, fields.csrf_token, MANAGE)
     with reading(request) as session:
         site_of(session, who[0], site_id)  # an unknown site is a 404 page, not a form error
     try:
@@ -389,9 +336,8 @@ def create_contract(request: Request, site_id: int,
 
 
 @router.get("/admin/contracts", response_class=HTMLResponse)
-@admin_page
 def contracts(request: Request) -> Response:
-    who = signed(request, CONFIG)
+    who = page_actor(request, CONFIG)
     with reading(request) as session:
         rows = site_rows(session, visible_sites(session, who[0]))
         return page(request, "admin_contracts.html", "admin_contracts", who, rows=rows)
@@ -410,16 +356,14 @@ def teams_page(request: Request, who: Signed, **context: Any) -> HTMLResponse:
 
 
 @router.get("/admin/teams", response_class=HTMLResponse)
-@admin_page
 def teams(request: Request, notice: str = "") -> Response:
-    return teams_page(request, signed(request, MANAGE), notice=notice)
+    return teams_page(request, page_actor(request, MANAGE), notice=notice)
 
 
 @router.post("/admin/teams", response_class=HTMLResponse)
-@admin_page
 def create_team(request: Request, csrf_token: Text = "", name: Text = "",
                 kind: Text = "") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     try:
         if kind not in set(TeamKind):
             raise InvalidInput(f"a team's kind is one of {', '.join(TeamKind)}")
@@ -450,9 +394,8 @@ def radiologists_page(request: Request, who: Signed, **context: Any) -> HTMLResp
 
 
 @router.get("/admin/radiologists", response_class=HTMLResponse)
-@admin_page
 def radiologists(request: Request, notice: str = "") -> Response:
-    return radiologists_page(request, signed(request, MANAGE), notice=notice)
+    return radiologists_page(request, page_actor(request, MANAGE), notice=notice)
 
 
 class RadiologistFields(BaseModel):
@@ -464,10 +407,9 @@ class RadiologistFields(BaseModel):
 
 
 @router.post("/admin/radiologists", response_class=HTMLResponse)
-@admin_page
 def create_radiologist(request: Request,
                        fields: Annotated[RadiologistFields, Form()]) -> Response:
-    who = posted(request, fields.csrf_token, MANAGE)
+    who = form_actor(request, fields.csrf_token, MANAGE)
     try:
         with changing(request, who[0], Action.CREATE, "radiologist") as (session, now, detail):
             chosen = site_ids_of(session, fields.site_ids)
@@ -502,16 +444,14 @@ def radiologist_page(request: Request, who: Signed, radiologist_id: int,
 
 
 @router.get("/admin/radiologists/{radiologist_id}", response_class=HTMLResponse)
-@admin_page
 def radiologist_detail(request: Request, radiologist_id: int, notice: str = "") -> Response:
-    return radiologist_page(request, signed(request, MANAGE), radiologist_id, notice=notice)
+    return radiologist_page(request, page_actor(request, MANAGE), radiologist_id, notice=notice)
 
 
 @router.post("/admin/radiologists/{radiologist_id}", response_class=HTMLResponse)
-@admin_page
 def save_credentials(request: Request, radiologist_id: int, csrf_token: Text = "",
                      site_ids: Many = None, subspecialties: Text = "") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     try:
         with changing(request, who[0], Action.UPDATE, "credentials") as (session, _now, detail):
             chosen = site_ids_of(session, site_ids)
@@ -570,9 +510,8 @@ class RosterQuery(BaseModel):
 
 
 @router.get("/admin/roster", response_class=HTMLResponse)
-@admin_page
 def roster(request: Request, query: Annotated[RosterQuery, Query()]) -> Response:
-    who = signed(request, MANAGE)
+    who = page_actor(request, MANAGE)
     t = TEXTS[language(request)]
     if query.notice == "admin_shifts_imported" and query.imported.isdigit():
         context = {"notice_text": t["admin_shifts_imported"].format(count=int(query.imported))}
@@ -621,9 +560,8 @@ class ShiftFields(BaseModel):
 
 
 @router.post("/admin/roster/shifts", response_class=HTMLResponse)
-@admin_page
 def create_shift(request: Request, fields: Annotated[ShiftFields, Form()]) -> Response:
-    who = posted(request, fields.csrf_token, MANAGE)
+    who = form_actor(request, fields.csrf_token, MANAGE)
     site = posted_site(request, who, fields.site_id)
     zone = zone_of(site)
     try:
@@ -646,10 +584,9 @@ def create_shift(request: Request, fields: Annotated[ShiftFields, Form()]) -> Re
 
 
 @router.post("/admin/roster/shifts/{shift_id}/delete")
-@admin_page
 def delete_shift(request: Request, shift_id: int, csrf_token: Text = "", site_id: Text = "",
                  week: Text = "") -> Response:
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     with changing(request, who[0], Action.UPDATE, "shift_deleted") as (session, _now, detail):
         row = session.get(ShiftRow, shift_id)
         if row is not None:
@@ -660,12 +597,11 @@ def delete_shift(request: Request, shift_id: int, csrf_token: Text = "", site_id
 
 
 @router.post("/admin/roster/import", response_class=HTMLResponse)
-@admin_page
 def import_roster(request: Request, csrf_token: Text = "",
                   file: Annotated[UploadFile | str | None, File()] = None,
                   site_id: Text = "", week: Text = "") -> Response:
     """A CSV or iCalendar roster, in the site's time zone: all its shifts or none."""
-    who = posted(request, csrf_token, MANAGE)
+    who = form_actor(request, csrf_token, MANAGE)
     site = posted_site(request, who, site_id)
     try:
         if not isinstance(file, StarletteUpload):  # none, or a text field of that name
@@ -705,9 +641,8 @@ def users_page(request: Request, who: Signed, **context: Any) -> HTMLResponse:
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-@admin_page
 def users(request: Request, notice: str = "") -> Response:
-    return users_page(request, signed(request, USERS), notice=notice)
+    return users_page(request, page_actor(request, USERS), notice=notice)
 
 
 def role_of(value: str) -> Role:
@@ -727,10 +662,9 @@ class AccountFields(BaseModel):
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
-@admin_page
 def create_account_form(request: Request,
                         fields: Annotated[AccountFields, Form()]) -> Response:
-    who = posted(request, fields.csrf_token, USERS)
+    who = form_actor(request, fields.csrf_token, USERS)
     try:
         with changing(request, who[0], Action.CREATE, "account") as (session, now, detail):
             chosen = site_ids_of(session, fields.site_ids)
@@ -760,16 +694,14 @@ def user_page(request: Request, who: Signed, user_id: int, **context: Any) -> HT
 
 
 @router.get("/admin/users/{user_id}", response_class=HTMLResponse)
-@admin_page
 def user_detail(request: Request, user_id: int, notice: str = "") -> Response:
-    return user_page(request, signed(request, USERS), user_id, notice=notice)
+    return user_page(request, page_actor(request, USERS), user_id, notice=notice)
 
 
 @router.post("/admin/users/{user_id}", response_class=HTMLResponse)
-@admin_page
 def save_account(request: Request, user_id: int, csrf_token: Text = "", role: Text = "",
                  site_ids: Many = None) -> Response:
-    who = posted(request, csrf_token, USERS)
+    who = form_actor(request, csrf_token, USERS)
     try:
         with changing(request, who[0], Action.UPDATE, "account") as (session, _now, detail):
             # A radiologist's sites follow their credentials (the roster keeps them).
@@ -788,7 +720,7 @@ def save_account(request: Request, user_id: int, csrf_token: Text = "", role: Te
 def account_action(request: Request, user_id: int, presented: str, *, what: str,
                    notice: str, act: Callable[[Session, int, dt.datetime], object]) -> Response:
     """Deactivate, reactivate, reset the second factor: one button, one audited change."""
-    who = posted(request, presented, USERS)
+    who = form_actor(request, presented, USERS)
     try:
         with changing(request, who[0], Action.UPDATE, what) as (session, now, detail):
             act(session, who[0].id, now)
@@ -800,7 +732,6 @@ def account_action(request: Request, user_id: int, presented: str, *, what: str,
 
 
 @router.post("/admin/users/{user_id}/deactivate", response_class=HTMLResponse)
-@admin_page
 def deactivate_account(request: Request, user_id: int, csrf_token: Text = "") -> Response:
     return account_action(request, user_id, csrf_token, what="account_deactivated",
                           notice="admin_user_deactivated", act=lambda session, by, now:
@@ -808,7 +739,6 @@ def deactivate_account(request: Request, user_id: int, csrf_token: Text = "") ->
 
 
 @router.post("/admin/users/{user_id}/reactivate", response_class=HTMLResponse)
-@admin_page
 def reactivate_account(request: Request, user_id: int, csrf_token: Text = "") -> Response:
     return account_action(request, user_id, csrf_token, what="account_reactivated",
                           notice="admin_user_reactivated", act=lambda session, _by, _now:
@@ -816,7 +746,6 @@ def reactivate_account(request: Request, user_id: int, csrf_token: Text = "") ->
 
 
 @router.post("/admin/users/{user_id}/reset-second-factor", response_class=HTMLResponse)
-@admin_page
 def reset_account_second_factor(request: Request, user_id: int,
                                 csrf_token: Text = "") -> Response:
     return account_action(request, user_id, csrf_token, what="second_factor_reset",
@@ -863,10 +792,9 @@ class AuditFilters(BaseModel):
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
-@admin_page
 def audit_trail(request: Request, query: Annotated[AuditFilters, Query()]) -> Response:
     """Search the trail, newest first; the search itself goes into the trail."""
-    who = signed(request, AUDIT)
+    who = page_actor(request, AUDIT)
     filters = query.model_dump(exclude={"page"})
     page_number = query.page
     errors: dict[str, dict[str, str]] = {}

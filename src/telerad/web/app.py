@@ -30,9 +30,8 @@ from telerad.web.worklist_pages import router as worklist_router
 
 
 def _is_page(request: Request) -> bool:
-    """A page a browser navigated to (not the API, DICOMweb, or a page's own fetches)."""
-    return (not request.url.path.startswith(("/api/", "/dicomweb/"))
-            and "text/html" in request.headers.get("accept", ""))
+    """A page (or a page's fragment): anything but the API and DICOMweb."""
+    return not request.url.path.startswith(("/api/", "/dicomweb/"))
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -36,7 +36,7 @@ from telerad.auth.users import (
     user_of,
 )
 from telerad.db import transaction
-from telerad.errors import InvalidInput, NotAuthenticated, TeleradError
+from telerad.errors import Forbidden, InvalidInput, NotAuthenticated, TeleradError
 from telerad.httpauth import (
     SESSION_COOKIE,
     authenticate,
@@ -100,15 +100,53 @@ def render(request: Request, name: str, title_key: str, *, status_code: int = 20
 ERROR_TITLES = {401: "error_401", 403: "error_403", 404: "error_404", 409: "error_409"}
 
 
+class SignInAgain(NotAuthenticated):
+    """A page's fragment or event stream, fetched by its script, without a session: 401
+    (the script then opens the sign-in page), not a redirect the script would follow."""
+
+
+class PageExpired(Forbidden):
+    """A form without its session's CSRF token (forged, or left open across sign-ins)."""
+
+    code = "csrf"
+
+
 def error_page(request: Request, exc: TeleradError) -> Response:
     """A refused or failed page, in the person's language (translated once, at the edge:
     the app's error handler). Signed out: to the sign-in page."""
+    if isinstance(exc, SignInAgain):  # a page's script: it goes to sign in by itself
+        return HTMLResponse(TEXTS[language(request)]["error_401_explained"], status_code=401)
     if isinstance(exc, NotAuthenticated):
         return to_signin()
     actor = signed_in(request)
-    return render(request, "error.html", ERROR_TITLES.get(exc.http_status, "error_other"),
-                  status_code=exc.http_status, actor=actor[0] if actor else None,
-                  detail=exc.message)
+    title = ("error_csrf" if isinstance(exc, PageExpired)
+             else ERROR_TITLES.get(exc.http_status, "error_other"))
+    return render(request, "error.html", title, status_code=exc.http_status,
+                  actor=actor[0] if actor else None, detail=exc.message)
+
+
+def page_actor(request: Request, any_of: frozenset[Permission], *, fragment: bool = False
+               ) -> tuple[Actor, str]:
+    """The signed-in person and their session token, holding one of ``any_of``: else
+    NotAuthenticated (to sign in; SignInAgain for a ``fragment``) or Forbidden (the error
+    page)."""
+    found = signed_in(request)
+    if found is None:
+        raise SignInAgain("sign in again") if fragment else NotAuthenticated("sign in")
+    if not any_of & found[0].scope.permissions:
+        raise Forbidden("this account may not open this page")
+    return found
+
+
+def form_actor(request: Request, presented: str, any_of: frozenset[Permission]
+               ) -> tuple[Actor, str]:
+    """As :func:`page_actor`, for a form: it must carry the session's CSRF token."""
+    found = page_actor(request, any_of)
+    try:
+        check_csrf(found[1], presented)
+    except Forbidden as exc:
+        raise PageExpired(exc.message) from exc
+    return found
 
 
 def _signin_page(request: Request, *, error_key: str = "", username: str = "",

@@ -10,18 +10,16 @@ carry only a digest, then the page fetches the new HTML. A page answers an error
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
-import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Annotated, Any, ParamSpec
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,14 +32,13 @@ from telerad.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
-    TeleradError,
 )
-from telerad.httpauth import authenticate, check_csrf, csrf_token, runtime_of, source_of
+from telerad.httpauth import csrf_token, runtime_of, source_of
 from telerad.web import exams_api
 from telerad.web.i18n import TEXTS, language
-from telerad.web.pages import render, signed_in, to_signin
+from telerad.web.live import event_stream
+from telerad.web.pages import form_actor, page_actor, render, signed_in
 from telerad.workflow.assignments.routing import Router
 from telerad.workflow.exams.models import Exam, ExamEvent, ExamState
 from telerad.workflow.exams.queries import get_exam, list_exams
@@ -55,10 +52,6 @@ from telerad.workflow.sites.models import Site, Urgency
 router = APIRouter(include_in_schema=False)
 P = ParamSpec("P")
 Field = Annotated[str, Form()]
-#: How often the server looks whether a connected page changed; a comment line this often
-#: keeps proxies from closing a quiet stream.
-POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 15.0
 #: The list's filter: which states each choice shows (unmatched studies have their section).
 GROUPS: dict[str, tuple[ExamState, ...]] = {
     "all": tuple(s for s in ExamState if s != ExamState.UNMATCHED),
@@ -82,32 +75,6 @@ FIELDS = ("site_id", "patient_family_name", "patient_id", "patient_birth_date", 
           "modality", "exam_asked", "pregnancy", "egfr")
 
 
-class PageExpired(Forbidden):
-    """A form without its session's CSRF token (a forged post, or a page left open across
-    sign-ins)."""
-
-    code = "csrf"
-
-
-def shown_as_page(handler: Callable[P, Response]) -> Callable[P, Response]:
-    """A page's errors as pages: sign-in when the session ended, the status and a clear
-    message otherwise (the app's handler answers JSON, for the API)."""
-    @functools.wraps(handler)
-    def page(*args: P.args, **kwargs: P.kwargs) -> Response:
-        try:
-            return handler(*args, **kwargs)
-        except NotAuthenticated:
-            return to_signin()
-        except TeleradError as exc:
-            request = kwargs["request"]
-            assert isinstance(request, Request)
-            key = {"csrf": "csrf", "not_found": "portal_not_found"}.get(
-                exc.code, "portal_forbidden" if isinstance(exc, Forbidden) else "portal_failed")
-            return render(request, "portal_error.html", "portal_error_title",
-                          status_code=exc.http_status, error=TEXTS[language(request)][key])
-    return page
-
-
 def require_hospital(actor: Actor) -> None:
     """Forbidden unless the actor is of a hospital's staff and may see its exams."""
     actor.scope.require(Permission.EXAMS_READ)
@@ -115,24 +82,18 @@ def require_hospital(actor: Actor) -> None:
         raise Forbidden("the portal is for the hospital's staff")
 
 
-def hospital_actor(request: Request) -> tuple[Actor, str] | None:
-    """The signed-in hospital staff member and their session (None: not signed in)."""
-    signed = signed_in(request)
-    if signed is not None:
-        require_hospital(signed[0])
+def hospital_actor(request: Request, *, fragment: bool = False) -> tuple[Actor, str]:
+    """The signed-in hospital staff member and their session."""
+    signed = page_actor(request, HOSPITAL, fragment=fragment)
+    require_hospital(signed[0])
     return signed
 
 
-def form_actor(request: Request, presented: str) -> Actor | None:
+def hospital_form(request: Request, presented: str) -> Actor:
     """The hospital staff member posting a form with their CSRF token."""
-    signed = hospital_actor(request)
-    if signed is None:
-        return None
-    try:
-        check_csrf(signed[1], presented)
-    except Forbidden as exc:
-        raise PageExpired(exc.message) from exc
-    return signed[0]
+    actor = form_actor(request, presented, HOSPITAL)[0]
+    require_hospital(actor)
+    return actor
 
 
 def _audit_read(request: Request, actor: Actor, route: str, exam_ids: list[int],
@@ -242,11 +203,8 @@ def _group(state: str) -> str:
 
 
 @router.get("/portal", response_class=HTMLResponse)
-@shown_as_page
 def portal_page(request: Request, state: str = "all") -> Response:
     signed = hospital_actor(request)
-    if signed is None:
-        return to_signin()
     actor = signed[0]
     group = _group(state)
     return render(request, "portal.html", "portal", actor=actor, group=group, groups=GROUPS,
@@ -256,9 +214,7 @@ def portal_page(request: Request, state: str = "all") -> Response:
 
 @router.get("/portal/items", response_class=HTMLResponse)
 def portal_items(request: Request, state: str = "all") -> Response:
-    signed = hospital_actor(request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
+    signed = hospital_actor(request, fragment=True)
     return render(request, "portal_items.html", "portal", **_lines(request, signed[0],
                                                                     _group(state)))
 
@@ -269,49 +225,22 @@ def _list_digest(session: Session, actor: Actor, group: str) -> object:
                                                            states=states)]
 
 
-def _stream(request: Request, token: str, event: str,
-            digest: Callable[[Session, Actor], object]) -> StreamingResponse:
-    """Server-sent events: ``event`` each time ``digest`` changes. Only a digest crosses the
-    stream (no patient data); the page then fetches what changed, audited."""
-    def fingerprint() -> str:
-        actor = authenticate(request, token, activity=False)  # the stream is no sign of life
+def _hospital_state(request: Request, state: Callable[[Session, Actor], object]
+                    ) -> Callable[[Actor], object]:
+    """What a live portal page shows, read for a hospital staff member."""
+    def read(actor: Actor) -> object:
         require_hospital(actor)
-        runtime = runtime_of(request)
-        with transaction(runtime.sessions, readonly=True) as session:
-            state = digest(session, actor)
-        return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:16]
-
-    async def stream() -> AsyncIterator[str]:
-        last, quiet = "", 0.0
-        yield "retry: 3000\n\n"
-        while not await request.is_disconnected():
-            try:
-                current = await run_in_threadpool(fingerprint)
-            except TeleradError:  # signed out, idle, or no longer allowed
-                yield "event: signed_out\ndata: \n\n"
-                return
-            if current != last:
-                if last:
-                    yield f"event: {event}\ndata: {current}\n\n"
-                last, quiet = current, 0.0
-            elif quiet >= HEARTBEAT_SECONDS:
-                yield ": still here\n\n"
-                quiet = 0.0
-            await asyncio.sleep(POLL_SECONDS)
-            quiet += POLL_SECONDS
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        with transaction(runtime_of(request).sessions, readonly=True) as session:
+            return state(session, actor)
+    return read
 
 
 @router.get("/portal/events")
 async def portal_events(request: Request, state: str = "all") -> Response:
-    signed = await run_in_threadpool(hospital_actor, request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
+    signed = await run_in_threadpool(partial(hospital_actor, request, fragment=True))
     group = _group(state)
-    return _stream(request, signed[1], "exams",
-                   lambda session, actor: _list_digest(session, actor, group))
+    return event_stream(request, signed[1], "exams", _hospital_state(
+        request, lambda session, actor: _list_digest(session, actor, group)))
 
 
 # The request form ----------------------------------------------------------------------
@@ -396,21 +325,15 @@ def _request_page(request: Request, actor: Actor, fields: RequestFields, *,
 
 
 @router.get("/portal/requests/new", response_class=HTMLResponse)
-@shown_as_page
 def new_request(request: Request) -> Response:
     signed = hospital_actor(request)
-    if signed is None:
-        return to_signin()
     signed[0].scope.require(Permission.REQUESTS_FILE)
     return _request_page(request, signed[0], RequestFields())
 
 
 @router.post("/portal/requests", response_class=HTMLResponse)
-@shown_as_page
 def file_request(request: Request, fields: Annotated[RequestFields, Form()]) -> Response:
-    actor = form_actor(request, fields.csrf_token)
-    if actor is None:
-        return to_signin()
+    actor = hospital_form(request, fields.csrf_token)
     actor.scope.require(Permission.REQUESTS_FILE)
     with transaction(runtime_of(request).sessions, readonly=True) as session:
         sites = _sites(session, actor)
@@ -499,11 +422,8 @@ def _exam_context(request: Request, actor: Actor, exam_id: int) -> dict[str, Any
 
 
 @router.get("/portal/exams/{exam_id}", response_class=HTMLResponse)
-@shown_as_page
 def exam_page(request: Request, exam_id: int, notice: str = "", error: str = "") -> Response:
     signed = hospital_actor(request)
-    if signed is None:
-        return to_signin()
     actor, token = signed
     t = TEXTS[language(request)]
     context = _exam_context(request, actor, exam_id)
@@ -516,9 +436,7 @@ def exam_page(request: Request, exam_id: int, notice: str = "", error: str = "")
 
 @router.get("/portal/exams/{exam_id}/live", response_class=HTMLResponse)
 def exam_live(request: Request, exam_id: int) -> Response:
-    signed = hospital_actor(request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
+    signed = hospital_actor(request, fragment=True)
     return render(request, "portal_exam_live.html", "exam", csrf=csrf_token(signed[1]),
                   **_exam_context(request, signed[0], exam_id))
 
@@ -531,26 +449,22 @@ def _exam_digest(session: Session, actor: Actor, exam_id: int) -> object:
 
 @router.get("/portal/exams/{exam_id}/events")
 async def exam_events(request: Request, exam_id: int) -> Response:
-    signed = await run_in_threadpool(hospital_actor, request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
+    signed = await run_in_threadpool(partial(hospital_actor, request, fragment=True))
 
     def visible() -> None:  # another site's exam: 404 as the page, before any stream
         with transaction(runtime_of(request).sessions, readonly=True) as session:
             get_exam(session, scope=signed[0].scope, exam_id=exam_id)
 
     await run_in_threadpool(visible)
-    return _stream(request, signed[1], "exam",
-                   lambda session, actor: _exam_digest(session, actor, exam_id))
+    return event_stream(request, signed[1], "exam", _hospital_state(
+        request, lambda session, actor: _exam_digest(session, actor, exam_id)))
 
 
 def _act(request: Request, exam_id: int, presented: str, *, notice: str, error: str,
          change: Callable[[Actor], exams_api.ExamOut]) -> Response:
     """Run one change of the API for a form, and go back to the exam's page: with a notice,
     or with what stopped it (the exam moved meanwhile, a reason missing)."""
-    actor = form_actor(request, presented)
-    if actor is None:
-        return to_signin()
+    actor = hospital_form(request, presented)
     try:
         changed = change(actor)
     except Conflict:
@@ -561,14 +475,12 @@ def _act(request: Request, exam_id: int, presented: str, *, notice: str, error: 
 
 
 @router.post("/portal/exams/{exam_id}/done")
-@shown_as_page
 def mark_done(request: Request, exam_id: int, csrf_token: Field = "") -> Response:
     return _act(request, exam_id, csrf_token, notice="done", error="state",
                 change=lambda actor: exams_api.mark_done(request, exam_id, actor))
 
 
 @router.post("/portal/exams/{exam_id}/cancel")
-@shown_as_page
 def cancel(request: Request, exam_id: int, csrf_token: Field = "", reason: Field = ""
            ) -> Response:
     return _act(request, exam_id, csrf_token, notice="cancelled", error="reason",
@@ -577,7 +489,6 @@ def cancel(request: Request, exam_id: int, csrf_token: Field = "", reason: Field
 
 
 @router.post("/portal/exams/{exam_id}/reconcile")
-@shown_as_page
 def reconcile(request: Request, exam_id: int, csrf_token: Field = "", attach_to: Field = "",
               reject_reason: Field = "") -> Response:
     body = exams_api.ReconcileIn(attach_to=int(attach_to) if attach_to.isdigit() else None,

@@ -4,15 +4,13 @@ released in one click."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -20,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
-from telerad.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TeleradError
-from telerad.httpauth import authenticate, csrf_token, runtime_of, source_of
+from telerad.errors import Conflict, Forbidden, InvalidInput
+from telerad.httpauth import csrf_token, runtime_of, source_of
 from telerad.web.exams_api import changing_exam
 from telerad.web.i18n import TEXTS, language
-from telerad.web.pages import form_session, render, signed_in, to_signin
+from telerad.web.live import event_stream
+from telerad.web.pages import form_session, page_actor, render, signed_in, to_signin
 from telerad.web.viewer import viewer_url
 from telerad.workflow.assignments import service as assignments
 from telerad.workflow.exams.models import ExamState
@@ -34,10 +33,6 @@ from telerad.workflow.requests import service as requests
 from telerad.workflow.sites.models import Site
 
 router = APIRouter(include_in_schema=False)
-#: How often the server looks whether a connected worklist changed.
-POLL_SECONDS = 1.0
-#: A comment line this often keeps proxies from closing a quiet stream.
-HEARTBEAT_SECONDS = 15.0
 
 
 def _filters(site_id: str, modality: str) -> tuple[int | None, str | None]:
@@ -65,19 +60,12 @@ def _rows(request: Request, actor: Actor, *, site_id: int | None, modality: str 
     return rows
 
 
-def _radiologist_page(request: Request) -> tuple[Actor, str] | None:
-    signed = signed_in(request)
-    if signed is not None:
-        signed[0].scope.require(Permission.EXAMS_CLAIM)
-    return signed
+READERS = frozenset({Permission.EXAMS_CLAIM})
 
 
 @router.get("/worklist", response_class=HTMLResponse)
 def worklist_page(request: Request, site_id: str = "", modality: str = "") -> Response:
-    signed = _radiologist_page(request)
-    if signed is None:
-        return to_signin()
-    actor, token = signed
+    actor, token = page_actor(request, READERS)
     chosen_site, chosen_modality = _filters(site_id, modality)
     rows = _rows(request, actor, site_id=chosen_site, modality=chosen_modality)
     with transaction(runtime_of(request).sessions, readonly=True) as session:
@@ -92,61 +80,33 @@ def worklist_page(request: Request, site_id: str = "", modality: str = "") -> Re
 
 @router.get("/worklist/items", response_class=HTMLResponse)
 def worklist_items(request: Request, site_id: str = "", modality: str = "") -> Response:
-    signed = _radiologist_page(request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
+    actor, _token = page_actor(request, READERS, fragment=True)
     chosen_site, chosen_modality = _filters(site_id, modality)
     lang = language(request)
     return render(request, "worklist_items.html", "worklist",
-                  items=_rows(request, signed[0], site_id=chosen_site,
+                  items=_rows(request, actor, site_id=chosen_site,
                               modality=chosen_modality), lang=lang)
-
-
-def _fingerprint(request: Request, token: str, site_id: int | None, modality: str | None
-                 ) -> str:
-    """What the worklist holds now, as a digest: no patient data crosses the stream."""
-    actor = authenticate(request, token, activity=False)  # the stream is no sign of life
-    runtime = runtime_of(request)
-    with transaction(runtime.sessions, readonly=True) as session:
-        radiologist = assignments.radiologist_of(session, actor)
-        items = assignments.worklist(session, scope=actor.scope, radiologist_id=radiologist.id,
-                                     now=runtime.clock.now(), site_id=site_id,
-                                     modality=modality)
-        state = [(i.exam.id, i.kind, i.exam.state, i.exam.escalation_level) for i in items]
-    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
 
 
 @router.get("/worklist/events")
 async def worklist_events(request: Request, site_id: str = "", modality: str = "") -> Response:
     """Server-sent events: ``worklist`` each time the caller's worklist changes."""
-    signed = await run_in_threadpool(_radiologist_page, request)
-    if signed is None:
-        raise NotAuthenticated("sign in again")
-    token = signed[1]
+    _actor, token = await run_in_threadpool(partial(page_actor, request, READERS,
+                                                    fragment=True))
     chosen_site, chosen_modality = _filters(site_id, modality)
 
-    async def stream() -> AsyncIterator[str]:
-        last, quiet = "", 0.0
-        yield "retry: 3000\n\n"
-        while not await request.is_disconnected():
-            try:
-                current = await run_in_threadpool(_fingerprint, request, token, chosen_site,
-                                                  chosen_modality)
-            except TeleradError:  # signed out, idle, or no longer a radiologist
-                yield "event: signed_out\ndata: \n\n"
-                return
-            if current != last:
-                if last:
-                    yield f"event: worklist\ndata: {current}\n\n"
-                last, quiet = current, 0.0
-            elif quiet >= HEARTBEAT_SECONDS:
-                yield ": still here\n\n"
-                quiet = 0.0
-            await asyncio.sleep(POLL_SECONDS)
-            quiet += POLL_SECONDS
+    def state(actor: Actor) -> object:
+        actor.scope.require(Permission.EXAMS_CLAIM)
+        runtime = runtime_of(request)
+        with transaction(runtime.sessions, readonly=True) as session:
+            radiologist = assignments.radiologist_of(session, actor)
+            items = assignments.worklist(session, scope=actor.scope,
+                                         radiologist_id=radiologist.id,
+                                         now=runtime.clock.now(), site_id=chosen_site,
+                                         modality=chosen_modality)
+            return [(i.exam.id, i.kind, i.exam.state, i.exam.escalation_level) for i in items]
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return event_stream(request, token, "worklist", state)
 
 
 @router.get("/exams/{exam_id}", response_class=HTMLResponse)
