@@ -26,10 +26,6 @@ FR: dict[str, str] = {
     "admin_user": "Compte utilisateur",
     "admin_audit": "Journal d'audit",
     "admin_audit_hint": "qui a accédé à quelles données, et l'intégrité de la chaîne.",
-    "admin_error_title": "Page indisponible",
-    "admin_forbidden": "Votre compte ne donne pas accès à cette page d'administration.",
-    "admin_not_found": "Cet élément n'existe pas.",
-    "admin_failed": "La demande n'a pas pu aboutir.",
     # Shared words.
     "admin_name": "Nom",
     "admin_save": "Enregistrer",
@@ -266,10 +262,6 @@ EN: dict[str, str] = {
     "admin_user": "User account",
     "admin_audit": "Audit trail",
     "admin_audit_hint": "who accessed which data, and whether the chain holds.",
-    "admin_error_title": "Page unavailable",
-    "admin_forbidden": "Your account does not give access to this administration page.",
-    "admin_not_found": "This item does not exist.",
-    "admin_failed": "The request could not be completed.",
     # Shared words.
     "admin_name": "Name",
     "admin_save": "Save",

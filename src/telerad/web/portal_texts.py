@@ -25,10 +25,6 @@ FR: dict[str, str] = {
     "portal_unmatched_hint": "Des images sont arrivées sans demande correspondante : "
                              "rattachez-les à leur demande ou rejetez-les.",
     "portal_reconcile": "Rattacher ou rejeter",
-    "portal_error_title": "Page indisponible",
-    "portal_forbidden": "Votre compte ne donne pas accès à cette page.",
-    "portal_not_found": "Cet examen n'existe pas parmi ceux de vos sites.",
-    "portal_failed": "Cette action n'a pas pu aboutir ; rien n'a été modifié.",
     "state_filed": "En attente de validation",
     "state_validated": "Validé, à réaliser",
     "state_refused": "Refusé",
@@ -186,10 +182,6 @@ EN: dict[str, str] = {
     "portal_unmatched_hint": "Images arrived that match no request: attach them to their "
                              "request or reject them.",
     "portal_reconcile": "Attach or reject",
-    "portal_error_title": "Page unavailable",
-    "portal_forbidden": "Your account does not give access to this page.",
-    "portal_not_found": "There is no such exam among your sites' exams.",
-    "portal_failed": "This could not be done; nothing was changed.",
     "state_filed": "Waiting for validation",
     "state_validated": "Validated, to acquire",
     "state_refused": "Refused",
