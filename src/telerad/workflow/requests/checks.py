@@ -1,11 +1,10 @@
-"""An imaging request checked field by field, before it is filed, and the contraindication
-warnings it raises.
+"""An imaging request's fields, checked field by field before it is filed, and the
+contraindication warnings it raises.
 
 :func:`problems` holds the rules :func:`telerad.workflow.requests.service.file_request`
 enforces, one stable code per field, so that a form can show each problem beside its field
-in the reader's language (the service's message is one English sentence). It adds what the
-service does not check yet: the lengths of the columns the fields go to, and the INS's
-control key. A test keeps the two in agreement.
+in the reader's language, and the API one English sentence (:func:`explain`): one set of
+rules for every way a request comes in.
 
 :func:`warnings` never blocks: a pregnant patient may need her CT, a low eGFR may be worth
 the contrast. It tells the requesting physician what the radiologist will weigh.
@@ -14,10 +13,12 @@ the contrast. It tells the requesting physician what the radiologist will weigh.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from telerad.workflow.requests.service import Contraindications, RequestForm
+from telerad.workflow.sites.models import Urgency
 
-_MODALITY = re.compile(r"^[A-Z0-9]{1,16}$")
+#: A DICOM Modality (CS): CT, MR, ...
+MODALITY = re.compile(r"^[A-Z0-9]{1,16}$")
 _DATE = re.compile(r"^\d{8}$")
 #: INS (Identifiant National de Santé) = the NIR: sex, year, month, department (2A and 2B in
 #: Corsica), commune, order number, then a two-digit control key.
@@ -33,6 +34,35 @@ EGFR_CONTRAST_LIMIT = 30.0
 _NO_CONTRAST = re.compile(r"\b(?:without|sans|no|non)[\s-]+(?:contrast|contraste|injection|"
                           r"inject\w*|iode|pdc|gado\w*)", re.IGNORECASE)
 _CONTRAST = re.compile(r"contrast|inject|angio|\bpdc\b|iod[ée]|gado|arthro", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contraindications:
+    """What the radiologist weighs before contrast or radiation."""
+
+    pregnancy: str = "unknown"  # no, possible, yes, unknown
+    #: Estimated glomerular filtration rate, mL/min/1.73 m², if measured.
+    egfr: float | None = None
+    contrast_allergy: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestForm:
+    """The fields of an imaging request."""
+
+    site_id: int
+    patient_id: str
+    patient_name: str
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    ins: str = ""
+    requesting_physician: str
+    clinical_context: str
+    clinical_question: str
+    urgency: Urgency
+    modality: str
+    exam_asked: str
+    contraindications: Contraindications = Contraindications()
 
 
 def ins_valid(ins: str) -> bool:
@@ -69,7 +99,7 @@ def problems(form: RequestForm) -> dict[str, str]:
                                       required=True),
         "clinical_question": _text(form.clinical_question, "clinical_question",
                                    required=True),
-        "modality": None if _MODALITY.match(form.modality.strip().upper()) else "format",
+        "modality": None if MODALITY.match(form.modality.strip().upper()) else "format",
         "exam_asked": _text(form.exam_asked, "exam_asked", required=True),
         "pregnancy": None if form.contraindications.pregnancy in (
             "no", "possible", "yes", "unknown") else "choice",
@@ -77,6 +107,31 @@ def problems(form: RequestForm) -> dict[str, str]:
         or 0 <= form.contraindications.egfr <= 200 else "range",
     }
     return {field: code for field, code in found.items() if code is not None}
+
+
+#: What each field is called in the API's error messages.
+_NAMES = {"patient_id": "the patient ID", "patient_name": "the patient's name",
+          "patient_birth_date": "the birth date", "patient_sex": "the sex", "ins": "the INS",
+          "requesting_physician": "the requesting physician",
+          "clinical_question": "the clinical question", "modality": "the modality",
+          "exam_asked": "the exam asked for", "pregnancy": "pregnancy", "egfr": "eGFR"}
+#: What a format, choice or range problem of a field means.
+_EXPECTED = {"patient_birth_date": "is YYYYMMDD", "patient_sex": "is M, F or O",
+             "ins": "is 15 characters whose control key is right",
+             "modality": "is a DICOM Modality such as CT or MR",
+             "pregnancy": "is no, possible, yes or unknown",
+             "egfr": "is between 0 and 200 mL/min/1.73 m²"}
+
+
+def explain(field: str, code: str) -> str:
+    """One problem of :func:`problems` as an English sentence (the API's message)."""
+    name = _NAMES.get(field, field)
+    if code == "required":
+        why = ": it is what justifies the exam" if field == "clinical_question" else ""
+        return f"{name} is required{why}"
+    if code == "too_long":
+        return f"{name} is at most {LIMITS.get(field, 10_000)} characters, without '\\'"
+    return f"{name} {_EXPECTED.get(field, 'is not valid')}"
 
 
 def uses_contrast(exam_asked: str) -> bool:

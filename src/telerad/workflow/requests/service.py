@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 
 from pydicom.uid import generate_uid
@@ -25,72 +24,28 @@ from telerad.workflow.assignments.routing import Router
 from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.exams.rules import URGENCY_RANK, check_move
 from telerad.workflow.exams.timeline import move, record_event
+from telerad.workflow.requests.checks import (
+    MODALITY,
+    Contraindications,
+    RequestForm,
+    explain,
+    problems,
+)
 from telerad.workflow.requests.models import Protocol
 from telerad.workflow.roster.models import Radiologist
-from telerad.workflow.sites.models import Site, Urgency
+from telerad.workflow.sites.models import Site
 
-_MODALITY = re.compile(r"^[A-Z0-9]{1,16}$")
-_DATE = re.compile(r"^\d{8}$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Contraindications:
-    """What the radiologist weighs before contrast or radiation."""
-
-    pregnancy: str = "unknown"  # no, possible, yes, unknown
-    #: Estimated glomerular filtration rate, mL/min/1.73 m², if measured.
-    egfr: float | None = None
-    contrast_allergy: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class RequestForm:
-    """The fields of an imaging request."""
-
-    site_id: int
-    patient_id: str
-    patient_name: str
-    patient_birth_date: str = ""
-    patient_sex: str = ""
-    ins: str = ""
-    requesting_physician: str
-    clinical_context: str
-    clinical_question: str
-    urgency: Urgency
-    modality: str
-    exam_asked: str
-    contraindications: Contraindications = Contraindications()
+# The request's fields (from checks) are part of this service's interface.
+__all__ = ["Contraindications", "Decision", "RequestForm", "accession_number", "add_protocol",
+           "cancel", "decide", "file_request", "list_protocols"]
 
 
 def _clean(form: RequestForm) -> RequestForm:
-    problems = []
-    if not form.patient_id.strip():
-        problems.append("the patient ID is required")
-    if not form.patient_name.strip():
-        problems.append("the patient's name is required")
-    # They travel in DICOM (the worklist, then the images): LO and PN hold 64 characters.
-    if len(form.patient_id.strip()) > 64 or "\\" in form.patient_id:
-        problems.append("the patient ID is at most 64 characters, without '\\'")
-    if len(form.patient_name.strip()) > 64 or "\\" in form.patient_name:
-        problems.append("the patient's name is at most 64 characters, without '\\'")
-    if form.patient_birth_date and not _DATE.match(form.patient_birth_date):
-        problems.append("the birth date is YYYYMMDD")
-    if form.patient_sex not in ("", "M", "F", "O"):
-        problems.append("the sex is M, F or O")
-    if not form.clinical_question.strip():
-        problems.append("the clinical question is required: it is what justifies the exam")
-    if not form.requesting_physician.strip():
-        problems.append("the requesting physician is required")
-    if not _MODALITY.match(form.modality.strip().upper()):
-        problems.append("the modality is a DICOM Modality such as CT or MR")
-    if not form.exam_asked.strip():
-        problems.append("the exam asked for is required")
-    if form.contraindications.pregnancy not in ("no", "possible", "yes", "unknown"):
-        problems.append("pregnancy is no, possible, yes or unknown")
-    if form.contraindications.egfr is not None and not 0 <= form.contraindications.egfr <= 200:
-        problems.append("eGFR is between 0 and 200 mL/min/1.73 m²")
-    if problems:
-        raise InvalidInput("; ".join(problems))
+    """The request as filed, or InvalidInput naming every problem (the rules are in
+    :mod:`telerad.workflow.requests.checks`, shared with the portal's form)."""
+    found = problems(form)
+    if found:
+        raise InvalidInput("; ".join(explain(field, code) for field, code in found.items()))
     return form
 
 
@@ -191,7 +146,7 @@ def add_protocol(session: Session, *, code: str, name: str, modality: str,
     code, modality = code.strip().upper(), modality.strip().upper()
     if not re.fullmatch(r"[A-Z0-9_.-]{1,64}", code):
         raise InvalidInput("a protocol code is 1 to 64 of A-Z, 0-9, '_', '.', '-'")
-    if not _MODALITY.match(modality):
+    if not MODALITY.match(modality):
         raise InvalidInput("the modality is a DICOM Modality such as CT or MR")
     if not name.strip():
         raise InvalidInput("a protocol needs a name")
