@@ -175,23 +175,50 @@ def audit_verify(data_dir: DataDir) -> None:
 
 
 @app.command()
-def demo(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Data directory")] = Path(
-        "demo-data"
-    ),
+def demo(  # noqa: PLR0917 - the options of a command
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="Data directory: new or empty, or one `telerad demo` created")
+    ] = Path("demo-data"),
     http: Annotated[str, typer.Option(help="HTTP address HOST:PORT")] = "127.0.0.1:8042",
     dicom: Annotated[str, typer.Option(help="DICOM address HOST:PORT")] = "127.0.0.1:11112",
-    slices: Annotated[int, typer.Option(help="Slices of the synthetic CT sent")] = 120,
+    every: Annotated[float, typer.Option(
+        min=0.5, help="Seconds between two requests of the simulated hospitals")] = 20.0,
+    stream: Annotated[bool, typer.Option(
+        "--stream/--no-stream", help="Simulate the hospitals' requests and scanners")] = True,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "WARNING",
 ) -> None:
-    """Start telerad with an example site and send it a synthetic CT study over DICOM."""
+    """Start telerad with two example hospitals, their radiologists and a roster, print the
+    sign-ins, and simulate requests and scanners sending CT over DICOM, live."""
+    from rich.console import Console  # noqa: PLC0415 - the demo's own output, on stdout
+
     from telerad.cli.demo import run_demo  # noqa: PLC0415
 
-    logs.configure("INFO")
-    runtime = _open(data_dir)
+    logs.configure(log_level)
     http_host, http_port = _address(http, "--http")
     dicom_host, dicom_port = _address(dicom, "--dicom")
-    run_demo(runtime, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
-             dicom_port=dicom_port, slices=slices, console=console)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    try:
+        run_demo(data_dir, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
+                 dicom_port=dicom_port, every=every, stream=stream, console=out)
+    except TeleradError as exc:
+        _fail(exc)
+
+
+@app.command("demo-code")
+def demo_code(
+    username: str,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The demo's data directory")
+                        ] = Path("demo-data"),
+) -> None:
+    """Print the current second-factor code of an example account of `telerad demo`."""
+    from telerad.cli.demo_world import demo_code as current  # noqa: PLC0415
+
+    try:
+        code, left = current(data_dir, username)
+    except TeleradError as exc:
+        _fail(exc)
+    console.print(f"valid for {left} more seconds, once", highlight=False)
+    typer.echo(code)
 
 
 def main() -> None:
