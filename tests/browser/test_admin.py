@@ -25,7 +25,7 @@ def test_the_administrator_walks_through_the_administration(env: Env, page: Page
     page.get_by_role("button", name="Add the device").click()
     expect(page.get_by_role("status")).to_contain_text("accepted from its next association")
     expect(page.locator('li[data-ae-title="CT_URG_2"]')).to_be_visible()
-    page.get_by_role("textbox", name="AE title").fill("CT_NARBO")  # another site's: refused, said why
+    page.get_by_role("textbox", name="AE title").fill("CT_NARBO")  # another site's: refused
     page.get_by_role("button", name="Add the device").click()
     expect(page.get_by_role("alert")).to_contain_text("The device was not added")
     expect(page.get_by_role("textbox", name="AE title")).to_have_value("CT_NARBO")

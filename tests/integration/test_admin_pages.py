@@ -12,7 +12,7 @@ from html import unescape
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from telerad.audit.models import AuditEvent
 from telerad.audit.service import Action, Who, record
@@ -20,7 +20,7 @@ from telerad.auth.models import User, UserSite
 from telerad.db import transaction
 from telerad.testing.dimse import raw_association
 from telerad.testing.workflow import PASSWORD, totp_code
-from telerad.web.admin_pages import router as admin_router
+from telerad.web.admin.routes import router as admin_router
 from telerad.workflow.roster.models import Credential, Radiologist, ShiftRow
 from telerad.workflow.sites.models import Contract, Device, Site, Team
 from tests.integration.workflow_env import Env, env, request_body
@@ -168,14 +168,23 @@ def test_the_site_manager_reads_their_own_site_and_changes_nothing(env: Env,
 
 # --- CSRF on every form ----------------------------------------------------------------------
 
+def _routes(routes: list[BaseRoute]) -> Iterator[Route]:
+    """Every route, inside the included routers too (one per section of the menu)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
+        elif isinstance(route, Route):
+            yield route
+
+
 def _post_routes(env: Env) -> list[str]:
     """Every POST route of the administration, its path parameters filled in (a route added
     later is tried too)."""
     values = {"site_id": str(env.night.sites["carcassonne"]), "device_id": "1",
               "radiologist_id": str(env.night.radiologists["dr_alice"]),
               "shift_id": "1", "user_id": str(env.night.users["er_carcassonne"])}
-    paths = [r.path for r in admin_router.routes
-             if isinstance(r, Route) and "POST" in (r.methods or set())]
+    paths = [r.path for r in _routes(admin_router.routes) if "POST" in (r.methods or set())]
     assert len(paths) >= 15
     filled = []
     for path in paths:

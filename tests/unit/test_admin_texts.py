@@ -19,7 +19,8 @@ WEB = Path(__file__).resolve().parents[2] / "src" / "telerad" / "web"
 
 def _named_keys() -> set[str]:
     found: set[str] = set()
-    for path in [*WEB.glob("templates/admin*.html"), WEB / "admin_pages.py"]:
+    pages = [p for p in (WEB / "admin").glob("*.py") if p.name != "texts.py"]
+    for path in [*WEB.glob("templates/admin*.html"), *pages]:
         source = path.read_text()
         if path.suffix == ".html":  # in Python, t may be a team
             found |= set(re.findall(r"\bt\.(\w+)", source))

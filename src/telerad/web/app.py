@@ -17,12 +17,12 @@ from telerad import __version__
 from telerad.dicomweb.router import router as dicomweb_router
 from telerad.errors import NotAuthenticated, TeleradError
 from telerad.runtime import Runtime
-from telerad.web.admin_pages import router as admin_router
+from telerad.web.admin.routes import router as admin_router
 from telerad.web.api import router as api_router
 from telerad.web.exams_api import router as exams_router
 from telerad.web.pages import error_page
 from telerad.web.pages import router as pages_router
-from telerad.web.portal_pages import router as portal_router
+from telerad.web.portal.routes import router as portal_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
 from telerad.web.viewer import router as viewer_router

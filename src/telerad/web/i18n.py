@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from telerad.web import admin_texts, portal_texts, viewer_texts
+from telerad.web import viewer_texts
+from telerad.web.admin import texts as admin_texts
+from telerad.web.portal import texts as portal_texts
 
 LANGUAGES = ("fr", "en")
 
