@@ -31,6 +31,7 @@ from telerad.db import transaction
 from telerad.dicom.mwl import MODALITY_WORKLIST_FIND, WorklistEntry
 from telerad.dicom.synthetic import UID_PREFIX
 from telerad.gateway.dicom import DicomGateway
+from telerad.gateway.scu import REQUESTOR_HANDLERS
 from telerad.runtime import Runtime
 from telerad.testing import peers
 from telerad.testing.peers import worklist_query
@@ -241,7 +242,8 @@ def scu(worklist: Worklist) -> Iterator[ScuAssociation]:
     ae = AE(ae_title=SENDER_AE)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
     ae.add_requested_context(MODALITY_WORKLIST_FIND, [ImplicitVRLittleEndian])
-    assoc = ae.associate("127.0.0.1", worklist.port, ae_title="TELERAD")
+    assoc = ae.associate("127.0.0.1", worklist.port, ae_title="TELERAD",
+                         evt_handlers=list(REQUESTOR_HANDLERS))
     assert assoc.is_established
     try:
         yield assoc

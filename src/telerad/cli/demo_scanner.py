@@ -60,10 +60,9 @@ def send_study(datasets: list[Dataset], *, host: str, port: int, calling_ae_titl
     """C-STORE ``datasets`` (CT, Explicit VR Little Endian); how many were stored, and how
     many times the sending resumed. StorageFailure after ``attempts`` tries.
 
-    pynetdicom 3 now and then loses a C-STORE-RSP to its own reactor thread: the sender
-    waits out its DIMSE timeout, then aborts, although the image was stored. Like a scanner,
-    this resends from the first image not confirmed (the gateway answers "already stored"
-    for the one whose answer was lost)."""
+    An association can end mid-study (the gateway restarting, an answer lost: see
+    :mod:`telerad.gateway.scu`). Like a scanner, this resends from the first image not
+    confirmed (the gateway answers "already stored" for one stored but not confirmed)."""
     sent, resumed = 0, 0
     confirmed = [0]
     while sent < len(datasets):

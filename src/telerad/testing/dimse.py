@@ -23,6 +23,7 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import build_context
 
 from telerad.dicom.part10 import PREAMBLE
+from telerad.gateway.scu import REQUESTOR_HANDLERS
 
 _lock = threading.Lock()
 _users = 0
@@ -51,7 +52,7 @@ def raw_association(
     if len(pairs) > 128:
         raise ValueError("more than 128 presentation contexts")
     ae.requested_contexts = [build_context(cls, [ts]) for cls, ts in pairs]
-    assoc = ae.associate(host, port, ae_title=called)
+    assoc = ae.associate(host, port, ae_title=called, evt_handlers=list(REQUESTOR_HANDLERS))
     try:
         yield assoc
     finally:
