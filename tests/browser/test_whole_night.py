@@ -109,8 +109,7 @@ def test_a_whole_night_in_the_browser(env: Env, chromium: Browser, tmp_path: Pat
     # Emma, also offered it, opens it at the same moment; Alice claims first.
     emma = _browser_of(chromium, env, "dr_emma")
     emma.goto(env.server.base_url + f"/exams/{exam_id}")
-    row.get_by_role("link").click()
-    alice.get_by_role("button", name="Claim").click()
+    row.get_by_role("button", name="Claim and open").click()  # one click
     expect(alice.locator("#state")).to_have_text("in_reading")
     snapshot(alice, "night-exam-claimed")
     emma.get_by_role("button", name="Claim").click()

@@ -41,10 +41,9 @@ def test_live_worklist_claim_and_conflict(env: Env, page: Page, chromium: Browse
     sign_in(other, env, "dr_emma")
     other.goto(env.server.base_url + f"/exams/{exam['id']}")
 
-    row.get_by_role("link").click()
+    row.get_by_role("button", name="Claim and open").click()  # one click: claimed, opened
     expect(page.get_by_text("intracranial bleeding?")).to_be_visible()  # the question
     snapshot(page, "exam")
-    page.get_by_role("button", name="Claim").click()
     expect(page.locator("#state")).to_have_text("in_reading")
     expect(page.get_by_role("button", name="Release")).to_be_visible()
 

@@ -80,12 +80,12 @@ def worklist_page(request: Request, site_id: str = "", modality: str = "") -> Re
 
 @router.get("/worklist/items", response_class=HTMLResponse)
 def worklist_items(request: Request, site_id: str = "", modality: str = "") -> Response:
-    actor, _token = page_actor(request, READERS, fragment=True)
+    actor, token = page_actor(request, READERS, fragment=True)
     chosen_site, chosen_modality = _filters(site_id, modality)
     lang = language(request)
     return render(request, "worklist_items.html", "worklist",
                   items=_rows(request, actor, site_id=chosen_site,
-                              modality=chosen_modality), lang=lang)
+                              modality=chosen_modality), lang=lang, csrf=csrf_token(token))
 
 
 @router.get("/worklist/events")
