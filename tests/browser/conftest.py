@@ -68,3 +68,18 @@ def sign_in(page: Page, env: Env, username: str) -> None:
         page.get_by_label("Authenticator app code").fill(totp_code(username, env.clock.now()))
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Signed in as")).to_be_visible()
+
+
+def fill_request(page: Page, *, question: str, egfr: str, exam: str,
+                 patient_id: str = "PAT001") -> None:
+    """Fill the portal's request form for DUPONT Marie (urgency and pregnancy left)."""
+    page.get_by_label("Family name").fill("DUPONT")
+    page.get_by_label("Given name").fill("MARIE")
+    page.get_by_label("Patient ID (hospital)").fill(patient_id)
+    page.get_by_label("Birth date").fill("1958-03-12")
+    page.get_by_label("Sex").select_option("F")
+    page.get_by_label("Requesting physician").fill("Dr Urgentiste")
+    page.get_by_label("Clinical context").fill("fall at home")
+    page.get_by_label("Clinical question").fill(question)
+    page.get_by_label("eGFR").fill(egfr)
+    page.get_by_label("Exam asked").fill(exam)

@@ -10,19 +10,11 @@ from typing import Any
 from playwright.sync_api import Browser, Page, expect
 
 from telerad.dicom.synthetic import SyntheticStudy
-from tests.browser.conftest import snapshot
+from tests.browser.conftest import fill_request, sign_in, snapshot
 from tests.integration.workflow_env import Env, request_body
 
 PASSWORD = "correct horse battery"
 LIVE = 10_000  # ms: a change shows within a few polls of the stream
-
-
-def _sign_in(page: Page, env: Env, username: str) -> None:
-    page.goto(env.server.base_url + "/signin")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Signed in as")).to_be_visible()
 
 
 def _count(env: Env) -> int:
@@ -38,21 +30,8 @@ def _not_reloaded(page: Page) -> None:
     assert page.evaluate("window.stillTheSamePage === true")
 
 
-def _fill_request(page: Page, *, question: str, egfr: str, exam: str) -> None:
-    page.get_by_label("Family name").fill("DUPONT")
-    page.get_by_label("Given name").fill("MARIE")
-    page.get_by_label("Patient ID (hospital)").fill("PAT001")
-    page.get_by_label("Birth date").fill("1958-03-12")
-    page.get_by_label("Sex").select_option("F")
-    page.get_by_label("Requesting physician").fill("Dr Urgentiste")
-    page.get_by_label("Clinical context").fill("fall at home")
-    page.get_by_label("Clinical question").fill(question)
-    page.get_by_label("eGFR").fill(egfr)
-    page.get_by_label("Exam asked").fill(exam)
-
-
 def test_technologist_files_and_follows_a_request(env: Env, page: Page) -> None:
-    _sign_in(page, env, "tech_carcassonne")
+    sign_in(page, env, "tech_carcassonne")
     page.get_by_role("link", name="Hospital portal").click()
     expect(page.get_by_text("No exam here for now.")).to_be_visible()
     snapshot(page, "portal-empty")
@@ -61,7 +40,7 @@ def test_technologist_files_and_follows_a_request(env: Env, page: Page) -> None:
     expect(page.get_by_role("radio", name="Stroke alert")).to_be_visible()
     snapshot(page, "portal-request")
     # Warnings while typing: a contrast exam with a failing kidney, then a pregnancy.
-    _fill_request(page, question="", egfr="25", exam="CT abdomen-pelvis with contrast")
+    fill_request(page, question="", egfr="25", exam="CT abdomen-pelvis with contrast")
     warnings = page.locator("#contraindication-warnings")
     expect(warnings).to_contain_text("eGFR below 30 with a contrast exam")
     page.get_by_label("Pregnancy").select_option("possible")
@@ -128,7 +107,7 @@ def test_technologist_files_and_follows_a_request(env: Env, page: Page) -> None:
 
 
 def test_the_list_follows_the_site_live(env: Env, page: Page) -> None:
-    _sign_in(page, env, "tech_carcassonne")
+    sign_in(page, env, "tech_carcassonne")
     page.goto(env.server.base_url + "/portal")
     _mark_page(page)
     er = env.api("er_carcassonne")
@@ -168,7 +147,7 @@ def _validated(env: Env, patient_id: str) -> dict[str, Any]:
 
 def test_unmatched_study_reconciled_through_the_page(env: Env, page: Page) -> None:
     waiting = _validated(env, "PAT010")
-    _sign_in(page, env, "tech_carcassonne")
+    sign_in(page, env, "tech_carcassonne")
     page.goto(env.server.base_url + "/portal")
     expect(page.get_by_role("heading", name="Unmatched studies")).to_have_count(0)
     # Images with neither the accession number nor a known patient: unmatched, shown live.
@@ -195,7 +174,7 @@ def test_unmatched_study_reconciled_through_the_page(env: Env, page: Page) -> No
 
 def test_a_page_being_typed_in_keeps_its_text_when_it_updates(env: Env, page: Page) -> None:
     exam = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
-    _sign_in(page, env, "tech_carcassonne")
+    sign_in(page, env, "tech_carcassonne")
     page.goto(env.server.base_url + f"/portal/exams/{exam['id']}")
     page.get_by_label("Reason for cancelling").fill("wrong patient")
     env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",

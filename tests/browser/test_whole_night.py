@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from telerad.dicom.synthetic import SyntheticStudy, write_study
 from telerad.testing.peers import findscu, storescu, worklist_query
-from tests.browser.conftest import SCREENSHOTS, sign_in, snapshot
+from tests.browser.conftest import SCREENSHOTS, fill_request, sign_in, snapshot
 from tests.browser.pictures import wait_for_phantom
 from tests.integration.workflow_env import Env
 
@@ -35,14 +35,8 @@ def _file_request(tech: Page) -> int:
     """The technologist files a CT head request from the portal's form."""
     tech.get_by_role("link", name="Hospital portal").click()
     tech.get_by_role("link", name="New imaging request").click()
-    tech.get_by_label("Family name").fill("DUPONT")
-    tech.get_by_label("Given name").fill("MARIE")
-    tech.get_by_label("Patient ID (hospital)").fill("IPP424242")
-    tech.get_by_label("Birth date").fill("1958-03-12")
-    tech.get_by_label("Sex").select_option("F")
-    tech.get_by_label("Requesting physician").fill("Dr Urgentiste")
-    tech.get_by_label("Clinical context").fill("fall at home, on anticoagulants")
-    tech.get_by_label("Clinical question").fill("intracranial bleeding?")
+    fill_request(tech, question="intracranial bleeding?", egfr="",
+                 exam="CT head without contrast", patient_id="IPP424242")
     tech.get_by_label("Pregnancy").select_option("no")
     tech.get_by_label("Exam asked").fill("CT head without contrast")
     tech.get_by_role("radio", name="Urgent", exact=True).check()
