@@ -54,6 +54,9 @@ class Settings:
     secure_cookies: bool = False
     #: The OHIF viewer's built application (its ``dist/`` folder), served under ``/viewer/``.
     viewer_dir: Path = DEFAULT_VIEWER_DIR
+    #: Longest pause, in seconds, between two attempts of a delivery to a peer that is down
+    #: (the pauses double from one second up to it).
+    delivery_max_backoff: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,5 +89,6 @@ class Settings:
             session_idle_minutes=_env_float(env, "TELERAD_SESSION_IDLE_MINUTES", 60.0),
             secure_cookies=env.get("TELERAD_SECURE_COOKIES", "") in ("1", "true", "yes"),
             viewer_dir=Path(env.get("TELERAD_VIEWER_DIR") or DEFAULT_VIEWER_DIR).resolve(),
+            delivery_max_backoff=_env_float(env, "TELERAD_DELIVERY_MAX_BACKOFF", 300.0),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

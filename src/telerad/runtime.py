@@ -6,6 +6,7 @@ from it; domain services receive only what they use.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
+import telerad.reporting.critical  # noqa: F401 - registers the escalation of critical findings
 from telerad.archive.blobstore import BlobStore, FolderBlobStore, StagedBlob
 from telerad.audit import service as audit
 from telerad.clock import Clock, SystemClock
@@ -31,6 +33,8 @@ class Runtime:
     store: BlobStore
     clock: Clock
     recent_reads: audit.RecentReads = field(default_factory=audit.RecentReads)
+    #: Set after a commit that added deliveries: the delivery worker sends at once.
+    outbox_signal: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def open(

@@ -16,32 +16,10 @@ from telerad.audit.service import verify
 from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from tests.integration.workflow_env import Env, env, request_body
+from tests.integration.workflow_env import file_and_accept as _file_and_accept
+from tests.integration.workflow_env import ready_exam as _ready_exam
 
 __all__ = ["env"]
-
-
-def _file_and_accept(env: Env, *, urgency: str = "urgent", protocol: str = "CT_HEAD",
-                     patient_id: str = "PAT001") -> dict[str, Any]:
-    exam = env.api("er_carcassonne").ok("POST", "/api/requests",
-                                        request_body(env, urgency=urgency, patient_id=patient_id))
-    assert exam["state"] == "filed"
-    return env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
-                                  {"decision": "accept", "protocol_code": protocol})
-
-
-def _ready_exam(env: Env, **kwargs: Any) -> dict[str, Any]:
-    exam = _file_and_accept(env, **kwargs)
-    protocol = next(p for p in env.api("dr_alice").ok("GET", "/api/protocols")
-                    if p["code"] == exam["protocol_code"])
-    study = SyntheticStudy(slices=2, rows=16, columns=16, patient_id=exam["patient_id"],
-                           accession_number=exam["accession_number"])
-    for series in protocol["expected_series"]:  # one series of each the protocol expects
-        env.send(replace(study, series_instance_uid=generate_uid(),
-                         series_description=f"{series.upper()} 1.0"))
-    env.advance(minutes=1)  # the archive's stable age passes
-    answer = env.api("tech_carcassonne").ok("GET", f"/api/exams/{exam['id']}")
-    assert answer["state"] == "ready", answer
-    return answer
 
 
 def test_request_is_justified_by_the_radiologist_on_duty(env: Env) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.uid import generate_uid
 
 from telerad.archive.models import Origin
 from telerad.clock import FrozenClock
@@ -69,3 +70,27 @@ def request_body(env: Env, *, site: str = "carcassonne", urgency: str = "urgent"
         "modality": modality, "exam_asked": "CT head without contrast",
         "contraindications": {"pregnancy": "no", "egfr": 75, "contrast_allergy": False},
     }
+
+
+def file_and_accept(env: Env, *, urgency: str = "urgent", protocol: str = "CT_HEAD",
+                     patient_id: str = "PAT001") -> dict[str, Any]:
+    exam = env.api("er_carcassonne").ok("POST", "/api/requests",
+                                        request_body(env, urgency=urgency, patient_id=patient_id))
+    assert exam["state"] == "filed"
+    return env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
+                                  {"decision": "accept", "protocol_code": protocol})
+
+
+def ready_exam(env: Env, **kwargs: Any) -> dict[str, Any]:
+    exam = file_and_accept(env, **kwargs)
+    protocol = next(p for p in env.api("dr_alice").ok("GET", "/api/protocols")
+                    if p["code"] == exam["protocol_code"])
+    study = SyntheticStudy(slices=2, rows=16, columns=16, patient_id=exam["patient_id"],
+                           accession_number=exam["accession_number"])
+    for series in protocol["expected_series"]:  # one series of each the protocol expects
+        env.send(replace(study, series_instance_uid=generate_uid(),
+                         series_description=f"{series.upper()} 1.0"))
+    env.advance(minutes=1)  # the archive's stable age passes
+    answer = env.api("tech_carcassonne").ok("GET", f"/api/exams/{exam['id']}")
+    assert answer["state"] == "ready", answer
+    return answer

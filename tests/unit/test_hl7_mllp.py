@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from telerad.errors import TooLarge
-from telerad.hl7.mllp import Deframer, frame
+from telerad.hl7.mllp import Deframer, FrameTooLarge, frame
 
 _messages = st.lists(
     st.binary(max_size=200).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b"")),
@@ -73,3 +73,11 @@ def test_frame_over_the_limit_raises_then_recovers():
     assert deframer.feed(frame(b"small")) == [b"small"]
     with pytest.raises(TooLarge):
         deframer.feed(frame(b"y" * 11))
+
+
+def test_messages_before_an_oversized_frame_are_kept() -> None:
+    deframer = Deframer(max_size=10)
+    with pytest.raises(FrameTooLarge) as raised:
+        deframer.feed(frame(b"MSH|1") + frame(b"MSH|" + b"x" * 50))
+    assert raised.value.completed == [b"MSH|1"]
+    assert deframer.feed(frame(b"MSH|2")) == [b"MSH|2"]

@@ -49,6 +49,10 @@ class Permission(StrEnum):
     """Create accounts, change their role and sites, deactivate them, reset a second factor."""
     AUDIT_READ = "audit:read"
     """Search the audit trail and see whether its chain holds (itself an audited read)."""
+    REPORTS_WRITE = "reports:write"
+    """Write, release and sign the reports of the exams one reads; record critical calls."""
+    CRITICAL_ACKNOWLEDGE = "critical:acknowledge"
+    """Acknowledge, for the hospital, a critical finding that was phoned to it."""
 
 
 @dataclass(frozen=True, kw_only=True)

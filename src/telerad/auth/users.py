@@ -40,14 +40,15 @@ _DUMMY_HASH = _HASHER.hash("telerad: no such user")
 _P = Permission
 #: What each role may do. Which patients it applies to is the user's sites.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.REQUESTING_PHYSICIAN: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_FILE, _P.EXAMS_READ}),
+    Role.REQUESTING_PHYSICIAN: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_FILE, _P.EXAMS_READ,
+                                          _P.CRITICAL_ACKNOWLEDGE}),
     Role.TECHNOLOGIST: frozenset({_P.ARCHIVE_READ, _P.ARCHIVE_WRITE, _P.REQUESTS_FILE,
                                   _P.EXAMS_READ, _P.EXAMS_ACQUIRE}),
     Role.RADIOLOGIST: frozenset({_P.ARCHIVE_READ, _P.REQUESTS_DECIDE, _P.EXAMS_READ,
-                                 _P.EXAMS_CLAIM}),
+                                 _P.EXAMS_CLAIM, _P.REPORTS_WRITE}),
     Role.EXPERT: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ}),
     Role.SITE_MANAGER: frozenset({_P.ARCHIVE_READ, _P.EXAMS_READ, _P.EXAMS_ACQUIRE,
-                                  _P.SITES_READ}),
+                                  _P.SITES_READ, _P.CRITICAL_ACKNOWLEDGE}),
     Role.COORDINATOR: frozenset({_P.EXAMS_READ, _P.EXAMS_COORDINATE, _P.ROSTER_MANAGE}),
     Role.ADMIN: frozenset({_P.ROSTER_MANAGE, _P.USERS_MANAGE, _P.AUDIT_READ}),
 }

@@ -14,7 +14,7 @@ import typer
 
 from telerad import logs
 from telerad.auth.models import Role
-from telerad.cli import exams, simulate, workflow
+from telerad.cli import exams, reports, simulate, workflow
 from telerad.cli.common import DataDir, console, step
 from telerad.cli.common import fail as _fail
 from telerad.cli.common import open_runtime as _open
@@ -34,7 +34,9 @@ user_app = typer.Typer(help="People who sign in: roles and sites.", no_args_is_h
 app.add_typer(user_app, name="user")
 for sub_app, name in ((workflow.team_app, "team"), (workflow.contract_app, "contract"),
                       (workflow.radiologist_app, "radiologist"), (workflow.roster_app, "roster"),
-                      (exams.protocol_app, "protocol"), (exams.exam_app, "exam")):
+                      (exams.protocol_app, "protocol"), (exams.exam_app, "exam"),
+                      (reports.endpoint_app, "endpoint"), (reports.template_app, "template"),
+                      (reports.delivery_app, "delivery")):
     app.add_typer(sub_app, name=name)
 app.command("simulate")(simulate.simulate)
 
@@ -47,22 +49,26 @@ def _address(value: str, option: str) -> tuple[str, int]:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - the options of a command
     data_dir: DataDir,
     http: Annotated[str, typer.Option(help="HTTP address HOST:PORT")] = "127.0.0.1:8042",
     dicom: Annotated[str, typer.Option(help="DICOM address HOST:PORT")] = "127.0.0.1:11112",
     ae_title: Annotated[str, typer.Option("--ae-title", help="Our AE title")] = "TELERAD",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    mllp: Annotated[str | None, typer.Option(
+        help="HL7 MLLP address HOST:PORT for the RIS's orders (none: no listener)")] = None,
 ) -> None:
-    """Run the web/DICOMweb server, the DICOM gateway and the worker in one process."""
+    """Run the web/DICOMweb server, the DICOM gateway, the HL7 listener (with --mllp) and
+    the worker in one process."""
     from telerad.cli.server import run_server  # noqa: PLC0415 - heavy imports only here
 
     logs.configure(log_level)
     http_host, http_port = _address(http, "--http")
     dicom_host, dicom_port = _address(dicom, "--dicom")
+    hl7 = _address(mllp, "--mllp") if mllp is not None else None
     runtime = _open(data_dir, ae_title=ae_title)
     run_server(runtime, http_host=http_host, http_port=http_port, dicom_host=dicom_host,
-               dicom_port=dicom_port)
+               dicom_port=dicom_port, mllp=hl7)
 
 
 @site_app.command("add")

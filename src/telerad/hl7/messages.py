@@ -111,7 +111,9 @@ DEFAULT_ENCODING = Encoding()
 
 
 def escape(value: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
-    """``value`` made safe to place in a field (§2.7.4); newlines become ``\\.br\\``."""
+    """``value`` made safe to place in a field (§2.7.4); newlines become ``\\.br\\``, other
+    control characters (but tab) hexadecimal data, ``\\Xhh\\`` (§2.7.5): a raw 0x0B or 0x1C
+    would end an MLLP frame, and a reader trims a trailing 0x1C as framing left over."""
     e = encoding
     swaps = {e.escape: "E", e.field: "F", e.component: "S", e.subcomponent: "T",
              e.repetition: "R"}
@@ -121,6 +123,8 @@ def escape(value: str, encoding: Encoding = DEFAULT_ENCODING) -> str:
             out.append(f"{e.escape}{swaps[c]}{e.escape}")
         elif c == "\n":
             out.append(f"{e.escape}.br{e.escape}")
+        elif (c < " " and c != "\t") or c == "\x7f":
+            out.append(f"{e.escape}X{ord(c):02X}{e.escape}")
         else:
             out.append(c)
     return "".join(out)

@@ -28,6 +28,14 @@ def frame(message: bytes) -> bytes:
     return START_BLOCK + message + END_BLOCK
 
 
+class FrameTooLarge(TooLarge):
+    """A frame outgrew the limit; ``completed`` holds the messages whole before it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.completed: list[bytes] = []
+
+
 class Deframer:
     """Incremental MLLP decoder for one connection."""
 
@@ -44,9 +52,18 @@ class Deframer:
         return self._in_frame
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The messages completed by ``data``, in order."""
+        """The messages completed by ``data``, in order. FrameTooLarge when a frame outgrows
+        the limit; the messages completed before it in ``data`` are then its ``completed``."""
         messages: list[bytes] = []
         self._buffer += data
+        try:
+            self._deframe(messages)
+        except FrameTooLarge as exc:
+            exc.completed = messages
+            raise
+        return messages
+
+    def _deframe(self, messages: list[bytes]) -> None:
         while self._buffer:
             if not self._in_frame:
                 start = self._buffer.find(START_BLOCK)
@@ -73,11 +90,10 @@ class Deframer:
             messages.append(bytes(self._buffer[:end]))
             del self._buffer[: end + len(END_BLOCK)]
             self._in_frame = False
-        return messages
 
     def _check_size(self, size: int) -> None:
         if size > self.max_size:
             self.dropped += len(self._buffer)
             self._buffer.clear()
             self._in_frame = False
-            raise TooLarge(f"an MLLP frame exceeds {self.max_size} bytes")
+            raise FrameTooLarge(f"an MLLP frame exceeds {self.max_size} bytes")

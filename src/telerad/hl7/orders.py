@@ -11,7 +11,8 @@ birth date, sex        PID-7 (first 8 digits, YYYYMMDD), PID-8 (M, F, O; others 
 requesting_physician   ORC-12, OBR-16 (XCN) as DICOM PN, or the ID when no name is given
 placer / filler        ORC-2 / ORC-3, OBR-2 / OBR-3 (entity identifier, component 1)
 accession_number       IPC-1 (OMI), OBR-18 (placer field 1, used so by most RIS)
-procedure              OBR-4: code (component 1) and text (component 2, else 5, else 1)
+procedure              OBR-4 (else OBR-44, procedure code): code (component 1) and text
+                       (component 2, else 5, else 1)
 modality               IPC-5 (OMI), OBR-24 (table 0074), else guessed from OBR-4's text
 clinical_question      OBR-31 (reason for study), else OBR-13 (relevant clinical info)
 clinical_context       OBR-13 when OBR-31 gave the question
@@ -188,7 +189,10 @@ def _order(message: Message, pid: Segment, group: dict[str, Segment]) -> Order:
                for r in range(1, len(obr.repetitions(31)) + 1)] if obr else []
     question = "; ".join(r for r in reasons if r)
     info = _text(obr, 13) if obr is not None else ""
-    procedure_text = _first(v(obr, 4, 2), v(obr, 4, 5), v(obr, 4, 1))
+    # OBR-4 is required (§4.5.3.4), yet some senders (dcm4che's IHE RAD samples) name the
+    # procedure only in OBR-44, Procedure Code (CE, §4.5.3.44): read that when OBR-4 is empty.
+    service = 4 if _first(v(obr, 4), v(obr, 4, 2), v(obr, 4, 5)) else 44
+    procedure_text = _first(v(obr, service, 2), v(obr, service, 5), v(obr, service, 1))
     section = _first(v(ipc, 5), v(obr, 24)).upper()
     priority = _first(v(tq1, 9), v(orc, 7, 6), v(obr, 27, 6), v(obr, 5)).upper()
     order = Order(
@@ -206,7 +210,7 @@ def _order(message: Message, pid: Segment, group: dict[str, Segment]) -> Order:
         placer_order_number=_first(v(orc, 2), v(obr, 2)),
         filler_order_number=_first(v(orc, 3), v(obr, 3)),
         accession_number=_first(v(ipc, 1), v(obr, 18)),
-        procedure_code=v(obr, 4),
+        procedure_code=v(obr, service),
         procedure_text=procedure_text,
         modality=_SECTIONS.get(section, "") or guess_modality(procedure_text),
         clinical_question=question or info,

@@ -8,7 +8,9 @@ from sqlalchemy import engine_from_config, pool
 import telerad.archive.models
 import telerad.audit.models
 import telerad.auth.models
+import telerad.delivery.models
 import telerad.jobs
+import telerad.reporting.models
 import telerad.workflow.exams.models
 import telerad.workflow.requests.models
 import telerad.workflow.roster.models

@@ -156,6 +156,8 @@ class TeleradServer:
     ae_title: str = "TELERAD"
     http_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
+    #: Port of the HL7 listener (``--mllp``); None: started without one.
+    mllp_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -174,12 +176,15 @@ class TeleradServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "telerad", "serve", "--data-dir", str(self.data_dir),
              "--http", f"127.0.0.1:{self.http_port}", "--dicom", f"127.0.0.1:{self.dicom_port}",
-             "--ae-title", self.ae_title],
+             "--ae-title", self.ae_title,
+             *(["--mllp", f"127.0.0.1:{self.mllp_port}"] if self.mllp_port else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
         )
         log.close()
         wait_for_http(f"{self.base_url}/healthz", timeout=timeout, process=self.process)
         wait_for_port(self.dicom_port, timeout=timeout, process=self.process)
+        if self.mllp_port:
+            wait_for_port(self.mllp_port, timeout=timeout, process=self.process)
         return self
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -138,6 +138,12 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              content_type: str = "application/json") -> tuple[int, Any]:
+        status, payload = self.fetch(method, path, body, raw=raw, content_type=content_type)
+        return status, json.loads(payload) if payload else None
+
+    def fetch(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+              content_type: str = "application/json") -> tuple[int, bytes]:
+        """The status and the body's bytes, whatever they are."""
         data = raw if raw is not None else (
             json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
@@ -151,7 +157,14 @@ class Api:
                 status = response.status
         except urllib.error.HTTPError as exc:
             payload, status = exc.read(), exc.code
-        return status, json.loads(payload) if payload else None
+        return status, payload
+
+    def raw(self, method: str, path: str) -> bytes:
+        """The body of a successful answer, as bytes (a PDF, a DICOM file)."""
+        status, payload = self.fetch(method, path)
+        if status >= 300:
+            raise AssertionError(f"{method} {path}: {status} {payload[:200]!r}")
+        return payload
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         status, answer = self.call(method, path, body)

@@ -25,6 +25,7 @@ from telerad.web.pages import router as pages_router
 from telerad.web.portal.routes import router as portal_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
+from telerad.web.reports_api import router as reports_router
 from telerad.web.viewer import router as viewer_router
 from telerad.web.worklist_pages import router as worklist_router
 
@@ -75,6 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api_router, prefix="/api")
     app.include_router(exams_router, prefix="/api")
     app.include_router(routing_router, prefix="/api")
+    app.include_router(reports_router, prefix="/api")
     app.include_router(roster_router, prefix="/api")
     app.include_router(dicomweb_router, prefix="/dicomweb")
     return app

@@ -46,6 +46,7 @@ class Exam(Base):
     __table_args__ = (
         Index("ix_exams_queue", "state", "urgency_rank", "due_at"),
         Index("ix_exams_patient", "site_id", "patient_id"),
+        Index("ix_exams_placer_order", "site_id", "placer_order_number", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +75,9 @@ class Exam(Base):
     contraindications: Mapped[str] = mapped_column(Text, default="{}")
     filed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     filed_at: Mapped[dt.datetime | None]
+    #: ORC-2 Placer Order Number of a request filed by the site's RIS over HL7: a resent
+    #: order finds its exam instead of filing a second one.
+    placer_order_number: Mapped[str | None] = mapped_column(String(64))
 
     # The justification.
     protocol_code: Mapped[str | None] = mapped_column(String(64))

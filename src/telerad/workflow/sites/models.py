@@ -21,6 +21,14 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     #: IANA zone of the site's local time (rules and pages work in it).
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    #: MSH-4 Sending Facility of the site's RIS: its HL7 orders are filed for this site.
+    hl7_facility: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Minutes the site has to acknowledge a critical finding before it escalates.
+    critical_ack_minutes: Mapped[int] = mapped_column(default=15)
+    #: Who is called when a critical finding stays unacknowledged (the site's on-call
+    #: manager, e.g. the emergency department's senior on duty), and at what number.
+    on_call_manager: Mapped[str] = mapped_column(String(200), default="")
+    on_call_phone: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[dt.datetime]
 
     devices: Mapped[list[Device]] = relationship(back_populates="site", order_by="Device.id")
