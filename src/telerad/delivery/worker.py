@@ -30,7 +30,7 @@ def deliver_due(sessions: sessionmaker[Session], clock: Clock, senders: Mapping[
     with transaction(sessions) as session:
         claimed = outbox.claim(session, now=clock.now(), limit=limit)
         batches = []
-        for endpoint_id, rows in groupby(claimed, key=lambda r: r.endpoint_id):
+        for endpoint_id, group in groupby(claimed, key=lambda r: r.endpoint_id):
             endpoint = session.get(Endpoint, endpoint_id)
             assert endpoint is not None
             address = Address(host=endpoint.host, port=endpoint.port,
@@ -38,23 +38,24 @@ def deliver_due(sessions: sessionmaker[Session], clock: Clock, senders: Mapping[
                               calling_ae_title=calling_ae_title)
             batches.append((endpoint.channel, address, [
                 Outgoing(delivery_id=r.id, document=r.document, payload=r.payload)
-                for r in rows]))
-        ids = [row.id for row in claimed]
-    if not ids:
+                for r in group]))
+    if not batches:
         return 0
-    outcomes: list[Outcome] = []
+    tried = 0
+    # Each endpoint's answers are recorded as soon as it gave them: a slow PACS does not
+    # hold back the RIS's acknowledgements (nor, after a crash, make them be sent again).
     for channel, address, documents in batches:
         sender = senders.get(channel)
-        if sender is None:
-            outcomes.append(Outcome(delivery_id=documents[0].delivery_id, verdict=Verdict.RETRY,
-                                    answer=f"no sender for channel {channel}"))
-            continue
-        outcomes.extend(sender.send(address, documents))
-    with transaction(sessions) as session:
-        settled = [row for i in ids if (row := session.get(Delivery, i)) is not None]
-        outbox.settle(session, claimed=settled, outcomes=outcomes,
-                      now=clock.now(), max_backoff=max_backoff)
-    return len(outcomes)
+        outcomes = sender.send(address, documents) if sender is not None else [
+            Outcome(delivery_id=documents[0].delivery_id, verdict=Verdict.RETRY,
+                    answer=f"no sender for channel {channel}")]
+        tried += len(outcomes)
+        with transaction(sessions) as session:
+            settled = [row for d in documents
+                       if (row := session.get(Delivery, d.delivery_id)) is not None]
+            outbox.settle(session, claimed=settled, outcomes=outcomes, now=clock.now(),
+                          max_backoff=max_backoff)
+    return tried
 
 
 class DeliveryWorker:
