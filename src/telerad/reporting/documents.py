@@ -9,6 +9,7 @@ same message. UIDs derive from the study's own UID, so they are unique and stabl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from pydicom.uid import generate_uid
@@ -42,6 +43,20 @@ class Bundle:
     deliveries: list[Document]
 
 
+def _birth_date(value: str) -> str:
+    """YYYYMMDD, or "" (DICOM DA and HL7 DT both refuse anything else)."""
+    return value if re.fullmatch(r"\d{8}", value or "") else ""
+
+
+def _sex(value: str) -> str:
+    return value if value in ("M", "F", "O") else ""
+
+
+def _single(value: str, length: int = 64) -> str:
+    """One DICOM value (LO, PN): no backslash (the value separator), no control character."""
+    return "".join(c for c in value.replace("\\", "/") if c >= " ")[:length]
+
+
 def uid(study_instance_uid: str, *parts: str) -> str:
     """A UID derived from the study's (pydicom's root, a hash of the parts: PS3.5 §9)."""
     return str(generate_uid(entropy_srcs=[study_instance_uid, "telerad-report", *parts]))
@@ -70,7 +85,8 @@ def build(session: Session, *, exam: Exam, report: Report, version: ReportVersio
         site_name=site.name, site_timezone=site.timezone,
         kind="preliminary" if kind is VersionKind.PRELIMINARY else "final",
         title=template.title, patient_name=exam.patient_name, patient_id=exam.patient_id,
-        ins=exam.ins, patient_birth_date=exam.patient_birth_date, patient_sex=exam.patient_sex,
+        ins=exam.ins, patient_birth_date=_birth_date(exam.patient_birth_date),
+        patient_sex=_sex(exam.patient_sex),
         accession_number=exam.accession_number or "",
         requesting_physician=exam.requesting_physician,
         urgency=URGENCY_LABELS.get(exam.urgency or "", ""),
@@ -125,7 +141,7 @@ def _oru(r: _Release, endpoint: Endpoint) -> Document:
         receiving_application=endpoint.receiving_application,
         receiving_facility=endpoint.receiving_facility,
         patient_id=exam.patient_id, ins=exam.ins, patient_name=exam.patient_name,
-        patient_birth_date=exam.patient_birth_date, patient_sex=exam.patient_sex,
+        patient_birth_date=_birth_date(exam.patient_birth_date), patient_sex=_sex(exam.patient_sex),
         accession_number=exam.accession_number or "", filler_order_number=str(exam.id),
         procedure_code=exam.protocol_code or "", procedure_text=exam.exam_asked,
         requesting_physician=exam.requesting_physician,
@@ -142,14 +158,14 @@ def _dicom(r: _Release, endpoint: Endpoint) -> list[Document]:
     study_uid = exam.study_instance_uid or uid(str(exam.id), "study")
     taken = exam.first_image_at
     study = dicom_reports.StudyContext(
-        patient_id=exam.patient_id, patient_name=exam.patient_name,
-        patient_birth_date=exam.patient_birth_date, patient_sex=exam.patient_sex,
+        patient_id=_single(exam.patient_id), patient_name=_single(exam.patient_name),
+        patient_birth_date=_birth_date(exam.patient_birth_date), patient_sex=_sex(exam.patient_sex),
         study_instance_uid=study_uid, accession_number=exam.accession_number or "",
         study_date=f"{taken:%Y%m%d}" if taken else "",
         study_time=f"{taken:%H%M%S}" if taken else "",
-        study_description=exam.exam_asked[:64],
-        referring_physician_name=exam.requesting_physician,
-        institution_name=r.site.name[:64])
+        study_description=_single(exam.exam_asked),
+        referring_physician_name=_single(exam.requesting_physician),
+        institution_name=_single(r.site.name))
     content = dicom_reports.ReportContent(
         title=r.title, sections=r.sections, final=r.kind is not VersionKind.PRELIMINARY,
         signer_name=r.body.signer_name, signer_organization=APPLICATION,
