@@ -49,7 +49,18 @@ def _bodies(env: Env) -> dict[str, Any]:
         "/api/shifts": {"radiologist_id": 1, "team_id": 1, "start": "2026-11-24T18:30:00Z",
                         "end": "2026-11-25T08:00:00Z"},
         "/api/protocols": {"code": "CT_X", "name": "X", "modality": "CT"},
+        "/api/exams/{exam_id}/report/draft": {"content": {"conclusion": "x"},
+                                              "base_revision": 1},
+        "/api/exams/{exam_id}/report/release": {"kind": "final"},
+        "/api/exams/{exam_id}/critical-findings": {"finding": "x", "call": CALL},
+        "/api/exams/{exam_id}/critical-findings/{finding_id}/calls": CALL,
+        "/api/exams/{exam_id}/critical-findings/{finding_id}/acknowledge": {"note": ""},
     }
+
+
+#: A well-formed critical call.
+CALL = {"called_person": "Dr X", "phone": "0102030405", "called_at": "2026-11-24T02:00:00Z",
+        "said": "x", "read_back": True}
 
 
 #: Well-formed queries of the routes that need some.
@@ -72,14 +83,27 @@ def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
     env.send(study)
     env.advance(minutes=1)
     assert env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")["state"] == "ready"
+    # Its report, signed, and a critical finding.
+    alice = env.api("dr_alice")
+    alice.ok("POST", f"/api/exams/{exam['id']}/claim")
+    report = alice.ok("POST", f"/api/exams/{exam['id']}/report")
+    alice.ok("PUT", f"/api/exams/{exam['id']}/report/draft", {
+        "content": dict(report["draft"], conclusion="SECRETCONCLUSION"),
+        "base_revision": report["revision"]})
+    alice.ok("POST", f"/api/exams/{exam['id']}/report/release", {"kind": "final"})
+    finding = alice.ok("POST", f"/api/exams/{exam['id']}/critical-findings",
+                       {"finding": "SECRETFINDING", "call": dict(
+                           CALL, called_at=env.clock.now().isoformat())})
 
     values = {
         "exam_id": str(exam["id"]), "study_instance_uid": study.study_instance_uid,
         "study": study.study_instance_uid, "series": study.series_instance_uid,
         "instance": str(instance(study, 0).SOPInstanceUID), "frames": "1", "frame": "1",
         "tag": "7FE00010", "site_id": str(env.night.sites["carcassonne"]), "shift_id": "1",
+        "finding_id": str(finding["id"]), "number": "1",
     }
-    secrets = ("SECRET42", "DUPONT", study.study_instance_uid, exam["accession_number"])
+    secrets = ("SECRET42", "DUPONT", study.study_instance_uid, exam["accession_number"],
+               "SECRETCONCLUSION", "SECRETFINDING")
     bodies = _bodies(env)
     routes = _routes(env)
     assert len(routes) > 40
@@ -105,9 +129,11 @@ def test_every_route_keeps_another_sites_patient_hidden(env: Env) -> None:
     assert tried == 3 * (len(routes) - 1)
     # And nothing changed.
     after = env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")
-    assert (after["state"], after["reader_id"]) == ("ready", None)
-    assert [e["kind"] for e in after["timeline"]] == ["filed", "accept", "images_arrived",
-                                                      "ready"]
+    assert after["state"] == "delivered"  # signed, and no endpoint to wait for
+    assert [e["kind"] for e in after["timeline"]] == [
+        "filed", "accept", "images_arrived", "ready", "claimed", "report_started",
+        "report_final", "delivered", "critical_finding"]
+    assert env.api("dr_alice").ok("GET", f"/api/exams/{exam['id']}/report")["revision"] == 3
 
 
 @pytest.mark.parametrize("username", ["tech_narbonne", "dr_david"])
