@@ -23,9 +23,10 @@ from telerad.web.exams_api import router as exams_router
 from telerad.web.pages import error_page
 from telerad.web.pages import router as pages_router
 from telerad.web.portal.routes import router as portal_router
+from telerad.web.reading_pages import router as reading_router
+from telerad.web.reports_api import router as reports_router
 from telerad.web.roster_api import router as roster_router
 from telerad.web.routing_api import router as routing_router
-from telerad.web.reports_api import router as reports_router
 from telerad.web.viewer import router as viewer_router
 from telerad.web.worklist_pages import router as worklist_router
 
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages_router)
     app.include_router(worklist_router)
+    app.include_router(reading_router)
     app.include_router(portal_router)
     app.include_router(admin_router)
     app.include_router(viewer_router)

@@ -180,7 +180,9 @@ def decision(request: Request, exam_id: int, form: Annotated[DecisionForm, Form(
 
 @router.post("/exams/{exam_id}/claim")
 def claim(request: Request, exam_id: int, csrf_token: Annotated[str, Form()]) -> Response:
-    return _reading_action(request, exam_id, csrf_token, assignments.claim, "claimed")
+    """Claim, and open the reading page (viewer and report editor) at once."""
+    return _reading_action(request, exam_id, csrf_token, assignments.claim, "claimed",
+                           then=f"/exams/{exam_id}/read")
 
 
 @router.post("/exams/{exam_id}/release")
@@ -189,7 +191,7 @@ def release(request: Request, exam_id: int, csrf_token: Annotated[str, Form()]) 
 
 
 def _reading_action(request: Request, exam_id: int, presented: str, action: Any,
-                    what: str) -> Response:
+                    what: str, *, then: str = "") -> Response:
     signed = form_session(request, presented)
     if signed is None:
         return to_signin()
@@ -204,4 +206,4 @@ def _reading_action(request: Request, exam_id: int, presented: str, action: Any,
         return RedirectResponse(f"/exams/{exam_id}?error=claimed_by_other", status_code=303)
     except (Conflict, Forbidden):
         return RedirectResponse(f"/exams/{exam_id}?error=not_offered", status_code=303)
-    return RedirectResponse(f"/exams/{exam_id}", status_code=303)
+    return RedirectResponse(then or f"/exams/{exam_id}", status_code=303)
