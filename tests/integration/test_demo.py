@@ -47,7 +47,7 @@ from telerad.gateway.dicom import DicomGateway
 from telerad.runtime import Runtime
 from telerad.testing.peers import free_port, telerad_command
 from telerad.workflow.assignments import service as assignments
-from telerad.workflow.exams.models import Exam
+from telerad.workflow.exams.models import Exam, ExamState
 from telerad.workflow.requests.service import cancel
 from telerad.workflow.roster.models import Radiologist, ShiftRow
 from telerad.workflow.sites.models import Contract, Site, Team
@@ -388,7 +388,14 @@ def test_exams_nobody_takes_in_time_are_escalated_and_a_colleague_claims_them(
             claimed += stream.take_over()
         assert sorted(claimed) == sorted(accepted), world.out.getvalue()
         assert world.worklist_of_who_is_on_duty()["ready"] == 0
+        # The colleague signs each report: the hospital sees it (no endpoint: delivered).
+        assert all(stream.report_one(exam_id) for exam_id in claimed)
+        assert not any(stream.report_one(exam_id) for exam_id in claimed), "once"
+        with transaction(world.runtime.sessions) as session:
+            states = {session.get(Exam, i).state for i in claimed}  # type: ignore[union-attr]
+        assert states == {ExamState.DELIVERED}
     assert world.out.getvalue().count("it was escalated") == len(accepted)
+    assert world.out.getvalue().count("final report, version 1") == len(accepted)
 
 
 def test_the_hospitals_pause_while_too_much_waits_and_say_it_once(

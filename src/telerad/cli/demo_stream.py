@@ -40,6 +40,8 @@ from telerad.cli.demo_scanner import send_study, synthetic_study
 from telerad.cli.demo_world import PARIS, RADIOLOGISTS, SITES, covered
 from telerad.db import transaction
 from telerad.errors import Forbidden, StorageFailure
+from telerad.reporting import service as reports
+from telerad.reporting.models import VersionKind
 from telerad.runtime import Runtime
 from telerad.workflow.assignments import service as assignments
 from telerad.workflow.assignments.routing import Router
@@ -188,9 +190,12 @@ class Stream:
                 self._at(self._sweep_period(), "sweep")
             for found in self.sweep():
                 self._at(self._later(0.15, 0.3), "acquire", found)
-            self.take_over()
+            for claimed in self.take_over():
+                self._at(self._later(0.5, 1.0), "report", claimed)
         elif kind == "acquire":
             self._scans.put(exam_id)
+        elif kind == "report":
+            self.report_one(exam_id)
 
     def _server_gone(self) -> bool:
         """Whether the gateway stopped listening: the server is shutting down."""
@@ -337,6 +342,35 @@ class Stream:
             self._say(f"claimed #{exam_id} by {escape(radiologist.name)}: nobody took it in "
                       "time, it was escalated")
         return claimed
+
+    def report_one(self, exam_id: int) -> bool:
+        """The colleague who took an escalated exam signs its report: the normal findings
+        of its template (the demo's synthetic images show nothing else). The hospital's
+        portal then shows it, with its PDF."""
+        now = self.runtime.clock.now()
+        with transaction(self.runtime.sessions) as session:
+            exam = session.get(Exam, exam_id)
+            if exam is None or exam.state != ExamState.IN_READING or exam.reader_id is None:
+                return False
+            radiologist = session.get(Radiologist, exam.reader_id)
+            user = session.get(User, radiologist.user_id) if radiologist and \
+                radiologist.user_id else None
+            if radiologist is None or user is None or user.username in self._mine:
+                return False
+            author = reports.Author(user_id=user.id, radiologist_id=radiologist.id,
+                                    name=reports.person_name(radiologist.name))
+            report = reports.start(session, exam, author=author, now=now)
+            version = reports.release(session, exam, report, kind=VersionKind.FINAL,
+                                      author=author, now=now)
+            record(session, who=who_for(actor_for(session, user), SOURCE),
+                   action=Action.UPDATE, now=now,
+                   study_instance_uid=exam.study_instance_uid or "",
+                   detail={"exam_id": exam.id, "what": "report final"})
+            accession = exam.accession_number
+        self.runtime.outbox_signal.set()
+        self._say(f"signed #{exam_id} ({accession}) by {escape(radiologist.name)}: final "
+                  f"report, version {version.number}, in the hospital's portal with its PDF")
+        return True
 
     def _colleagues(self, session: Session, offered: frozenset[int]
                     ) -> list[tuple[Radiologist, User]]:
