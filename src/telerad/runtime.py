@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-import telerad.archive.service  # noqa: F401 - registers the archive's job handlers
+import telerad.archive.service  # registers the archive's job handlers
 import telerad.reporting.critical  # noqa: F401 - registers the escalation of critical findings
 from telerad.archive.blobstore import BlobStore, FolderBlobStore, StagedBlob
 from telerad.audit import service as audit

@@ -4,10 +4,17 @@ own link), users, the audit trail — every page checked by axe-core."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
 
+from telerad.delivery.worker import deliver_due
 from tests.browser.conftest import sign_in, snapshot
+from tests.integration.test_admin_deliveries import Refusing, _signed_with_recipients
 from tests.integration.workflow_env import Env
+
+MRRT = Path(__file__).resolve().parents[1] / "data" / "mrrt"
 
 
 def test_the_administrator_walks_through_the_administration(env: Env, page: Page) -> None:
@@ -86,3 +93,50 @@ def test_the_administrator_walks_through_the_administration(env: Env, page: Page
     expect(page.locator("tr[data-action]")).to_have_count(4)  # device, team, shift, account
     expect(page.locator("tr[data-action]").first).to_contain_text('"what":"account"')
     snapshot(page, "admin-audit")
+
+
+def test_the_coordinator_keeps_where_reports_go(env: Env, page: Page) -> None:
+    """A site's recipients and settings, the templates, the undelivered reports."""
+    exam = _signed_with_recipients(env)
+    while deliver_due(env.runtime.sessions, env.clock,
+                      {"hl7_mllp": Refusing(), "dicom_store": Refusing()},
+                      calling_ae_title="TELERAD", max_backoff=dt.timedelta(minutes=5)):
+        pass
+    sign_in(page, env, "coordinator")
+    page.goto(env.server.base_url + f"/admin/sites/{env.night.sites['carcassonne']}")
+    page.get_by_role("combobox", name="Channel").select_option("hl7_mllp")
+    page.get_by_role("textbox", name="Name", exact=True).fill("RIS secours")
+    host = page.get_by_role("textbox", name="Host (name or IP address)")
+    host.fill("ris2 example")
+    page.get_by_role("textbox", name="Port", exact=True).fill("2575")
+    page.get_by_role("button", name="Add the recipient").click()
+    expect(page.get_by_role("alert").first).to_contain_text("The recipient was not added")
+    expect(page.locator("#endpoint-host-error")).to_have_text(
+        "A host name or an address, without spaces.")
+    host.fill("ris2.example")
+    page.get_by_role("button", name="Add the recipient").click()
+    expect(page.get_by_role("status")).to_contain_text("Recipient added")
+    page.get_by_role("textbox", name="HL7 facility of the RIS (MSH-4)").fill("CH_CARCA")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.get_by_role("status")).to_contain_text("Report settings saved.")
+    expect(page.locator('tr[data-channel="hl7_mllp"]')).to_have_count(2)
+    snapshot(page, "admin-site-recipients")
+
+    sections = page.get_by_role("navigation", name="Administration sections")
+    sections.get_by_role("link", name="Report templates").click()
+    expect(page.locator('tr[data-code="ct_head"]')).to_contain_text("built in")
+    page.get_by_label("Template file").set_input_files(str(MRRT / "ct_pe_ihe.html"))
+    page.get_by_role("button", name="Import the template").click()
+    expect(page.get_by_role("status")).to_contain_text("imported")
+    snapshot(page, "admin-templates")
+    page.get_by_label("Template file").set_input_files(str(MRRT / "broken.html"))
+    page.get_by_role("button", name="Import the template").click()
+    expect(page.get_by_role("alert").first).to_contain_text("The template was not imported")
+    snapshot(page, "admin-templates-refused")
+
+    sections.get_by_role("link", name="Undelivered reports").click()
+    row = page.locator(f'tr[data-exam-id="{exam["id"]}"]')
+    expect(row).to_contain_text("delivery failed: send it again")
+    snapshot(page, "admin-deliveries")
+    row.get_by_role("button", name="Send again").first.click()
+    expect(page.get_by_role("status")).to_contain_text("Delivery restarted")

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from telerad.dicom.synthetic import SyntheticStudy
 from tests.browser.conftest import fill_request, sign_in, snapshot
-from tests.integration.workflow_env import Env, request_body
+from tests.integration.workflow_env import Env, ready_exam, request_body
 
 PASSWORD = "correct horse battery"
 LIVE = 10_000  # ms: a change shows within a few polls of the stream
@@ -185,6 +185,43 @@ def test_a_page_being_typed_in_keeps_its_text_when_it_updates(env: Env, page: Pa
     expect(page.locator("#state")).to_have_text("Cancelled")
     expect(page.get_by_role("button", name="Cancel the exam")).to_have_count(0)
     snapshot(page, "portal-exam-cancelled")
+
+
+def test_the_doctor_reads_the_report_and_acknowledges_the_critical_finding(
+        env: Env, page: Page) -> None:
+    exam = ready_exam(env)
+    alice = env.api("dr_alice")
+    alice.ok("POST", f"/api/exams/{exam['id']}/claim")
+    sign_in(page, env, "er_carcassonne")
+    page.goto(env.server.base_url + f"/portal/exams/{exam['id']}")
+    expect(page.get_by_text("No report yet.")).to_be_visible()
+    _mark_page(page)
+    # The radiologist phones a critical finding, then signs: both show without a reload.
+    alice.ok("POST", f"/api/exams/{exam['id']}/critical-findings", {
+        "finding": "Hématome sous-dural aigu", "call": {
+            "called_person": "Dr Garnier (urgences)", "phone": "+33 4 68 24 24 24",
+            "called_at": env.clock.now().isoformat(), "read_back": True,
+            "said": "Hématome sous-dural aigu droit avec effet de masse"}})
+    expect(page.locator("#critical-alert")).to_contain_text("Hématome sous-dural aigu",
+                                                            timeout=LIVE)
+    alice.ok("POST", f"/api/exams/{exam['id']}/report")
+    alice.ok("POST", f"/api/exams/{exam['id']}/report/release", {"kind": "final"})
+    final = page.locator('#exam-report article[data-kind="final"]')
+    expect(final).to_contain_text("Signed by Dr Alice MARTIN", timeout=LIVE)
+    _not_reloaded(page)
+    snapshot(page, "portal-exam-report")
+    pdf = page.get_by_role("link", name="Open the PDF").first.get_attribute("href")
+    assert pdf
+    assert page.request.get(env.server.base_url + pdf).body().startswith(b"%PDF")
+
+    page.get_by_label("Note (optional)").fill("Neurochirurgien prévenu")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status").filter(has_text="Critical finding acknowledged")
+           ).to_be_visible()
+    expect(page.locator("#critical-alert")).to_have_count(0)
+    expect(page.locator("#exam-critical")).to_contain_text("Neurochirurgien prévenu")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    snapshot(page, "portal-exam-critical-acknowledged")
 
 
 def test_the_portal_in_french_and_its_error_pages(env: Env, chromium: Browser) -> None:

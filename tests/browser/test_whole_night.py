@@ -1,27 +1,71 @@
-"""A whole night in real browsers, one per role, with real DICOM peers: the technologist
-files a request in the portal, the radiologist on duty (signed in with a second factor)
-validates it from the live worklist, the scanner takes its worklist item (dcmtk ``findscu``)
-and sends the study (dcmtk ``storescu``), the exam appears on the worklist without a reload,
-the radiologist claims it and OHIF renders its pixels; a second radiologist cannot claim it,
-and a technologist of another site sees nothing of it. Every page is screenshotted and
-checked by axe-core."""
+"""A whole night in real browsers, one per role, with real DICOM and HL7 peers: the
+technologist files a request in the portal, the radiologist on duty (signed in with a second
+factor) validates it from the live worklist, the scanner takes its worklist item (dcmtk
+``findscu``) and sends the study (dcmtk ``storescu``), the exam appears on the worklist
+without a reload, the radiologist claims it and OHIF renders its pixels; a second
+radiologist cannot claim it. The radiologist reports from the template, records the critical
+call and signs; the PDF opens in the portal, the hospital's PACS (Orthanc) holds the SR and
+the PDF, its RIS (python-hl7's MLLP server) got the ORU^R01, and the emergency doctor
+acknowledges the critical finding. A technologist of another site sees nothing of it. Every
+page is screenshotted and checked by axe-core."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from telerad.db import transaction
+from telerad.delivery import service as delivery
+from telerad.delivery.worker import DeliveryWorker
 from telerad.dicom.synthetic import SyntheticStudy, write_study
-from telerad.testing.peers import findscu, storescu, worklist_query
+from telerad.gateway.channels import senders
+from telerad.hl7.messages import parse
+from telerad.testing.peers import Orthanc, findscu, storescu, worklist_query
+from telerad.testing.ris import RisPeer
 from tests.browser.conftest import SCREENSHOTS, fill_request, sign_in, snapshot
 from tests.browser.pictures import wait_for_phantom
 from tests.integration.workflow_env import Env
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("storescu") is None, reason="needs dcmtk"),
+    pytest.mark.skipif(not Orthanc.available(), reason="needs Orthanc"),
+]
 LIVE = 10_000  # ms: a change shows within a few polls of the page's event stream
+
+
+@dataclass
+class Hospital:
+    """Carcassonne's RIS and PACS, as its report endpoints, and telerad's delivery worker."""
+
+    ris: RisPeer
+    pacs: Orthanc
+
+
+@pytest.fixture
+def hospital(env: Env, tmp_path: Path) -> Iterator[Hospital]:
+    with RisPeer() as ris, Orthanc(tmp_path / "orthanc") as pacs:
+        with transaction(env.runtime.sessions) as session:
+            site_id, now = env.night.sites["carcassonne"], env.clock.now()
+            delivery.add_endpoint(session, site_id=site_id, channel="hl7_mllp", name="RIS",
+                                  host="127.0.0.1", port=ris.port, now=now)
+            delivery.add_endpoint(session, site_id=site_id, channel="dicom_store", name="PACS",
+                                  host="127.0.0.1", port=pacs.dicom_port,
+                                  called_ae_title="ORTHANC", now=now)
+        worker = DeliveryWorker(env.runtime.sessions, env.clock, senders(),
+                                calling_ae_title="TELERAD", max_backoff=dt.timedelta(seconds=1),
+                                poll_interval=0.2, wake=env.runtime.outbox_signal)
+        worker.start()
+        try:
+            yield Hospital(ris=ris, pacs=pacs)
+        finally:
+            worker.stop()
 
 
 def _browser_of(chromium: Browser, env: Env, username: str) -> Page:
@@ -63,7 +107,8 @@ def _send_from_the_scanner(env: Env, folder: Path) -> None:
     assert sent.returncode == 0, sent.stderr
 
 
-def test_a_whole_night_in_the_browser(env: Env, chromium: Browser, tmp_path: Path) -> None:
+def test_a_whole_night_in_the_browser(env: Env, chromium: Browser, tmp_path: Path,
+                                      hospital: Hospital) -> None:
     tech = _browser_of(chromium, env, "tech_carcassonne")
     alice = _browser_of(chromium, env, "dr_alice")  # with her authenticator's code
     alice.get_by_role("link", name="Worklist").click()
@@ -119,6 +164,59 @@ def test_a_whole_night_in_the_browser(env: Env, chromium: Browser, tmp_path: Pat
     viewer.screenshot(path=str(SCREENSHOTS / "night-viewer.png"))
     assert not wrong, f"the viewport does not show the study: {wrong}"
 
+    # 20:40 — Alice writes the report from the CT head template beside the images.
+    alice.bring_to_front()
+    alice.goto(env.server.base_url + f"/exams/{exam_id}/read")
+    conclusion = alice.get_by_role("textbox", name="Conclusion")
+    expect(conclusion).not_to_have_value("")  # the normal findings, to start from
+    conclusion.fill("Hématome sous-dural aigu droit de 8 mm avec effet de masse.")
+    expect(alice.locator("#save-status")).to_contain_text("Saved at", timeout=LIVE)
+    # The critical finding is phoned to the emergency doctor and read back.
+    form = alice.locator("#new-finding")
+    form.get_by_label("Critical finding seen").fill("Hématome sous-dural aigu avec engagement")
+    form.get_by_label("Person called", exact=True).fill("Dr Garnier, urgences")
+    form.get_by_label("Phone").fill("04 68 24 24 24")
+    form.get_by_label("What was said").fill("HSD aigu droit de 8 mm, avis neurochirurgical")
+    form.get_by_label("Read back by the person called").check()
+    form.get_by_role("button", name="Record the critical finding and the call").click()
+    expect(alice.locator("#findings-list")).to_contain_text("Waiting — due at")
+    alice.get_by_role("button", name="Sign the final report").click()
+    alice.get_by_role("dialog").get_by_role("button", name="Sign for good").click()
+    expect(alice.get_by_role("status").filter(has_text="Final report signed.")).to_be_visible()
+    snapshot(alice, "night-report-signed")
+
+    # The hospital: the RIS got the ORU^R01 (acknowledged), the PACS holds the SR and the
+    # PDF in the exam's study, the portal opens the PDF.
+    (oru,) = hospital.ris.wait_for(1, timeout=30)
+    message = parse(oru)
+    assert (message.message_type, message.trigger_event) == ("ORU", "R01")
+    assert "Hématome sous-dural aigu droit" in oru
+    modalities = _wait_for_orthanc(hospital.pacs, 2)
+    assert sorted(modalities) == ["DOC", "SR"]
+    tech.goto(env.server.base_url + f"/portal/exams/{exam_id}")
+    expect(tech.get_by_text("Hématome sous-dural aigu droit de 8 mm")).to_be_visible()
+    link = tech.get_by_role("link", name="Open the PDF").first
+    pdf = tech.request.get(env.server.base_url + str(link.get_attribute("href")))
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+    snapshot(tech, "night-portal-report")
+
+    # The emergency doctor acknowledges the critical finding in the portal.
+    doctor = _browser_of(chromium, env, "er_carcassonne")
+    doctor.goto(env.server.base_url + f"/portal/exams/{exam_id}")
+    expect(doctor.get_by_role("alert")).to_contain_text("Hématome sous-dural aigu avec "
+                                                        "engagement")
+    doctor.get_by_role("button", name="Acknowledge").click()
+    expect(doctor.get_by_role("status").filter(
+        has_text="Critical finding acknowledged")).to_be_visible()
+    snapshot(doctor, "night-portal-acknowledged")
+    alice.reload()
+    expect(alice.locator("#findings-list")).to_contain_text("Acknowledged")
+    timeline = [e["kind"] for e in env.api("coordinator").ok(
+        "GET", f"/api/exams/{exam_id}")["timeline"]]
+    assert timeline[-4:] == ["critical_finding", "report_final", "delivered",
+                             "critical_acknowledged"], timeline
+
     # Narbonne's technologist sees nothing of it, anywhere.
     narbonne = _browser_of(chromium, env, "tech_narbonne")
     narbonne.get_by_role("link", name="Hospital portal").click()
@@ -130,5 +228,22 @@ def test_a_whole_night_in_the_browser(env: Env, chromium: Browser, tmp_path: Pat
         assert answer.status == 404, path
         assert "DUPONT" not in narbonne.content()
     snapshot(narbonne, "night-other-site")
-    for page in (tech, alice, emma, narbonne):
+    for page in (tech, alice, emma, doctor, narbonne):
         page.context.close()
+
+
+def _wait_for_orthanc(pacs: Orthanc, count: int) -> list[str]:
+    """The modalities of the instances Orthanc holds, once it holds ``count``."""
+    deadline = time.monotonic() + 30
+    while True:
+        ids = pacs.request("GET", "/instances")
+        assert isinstance(ids, list)
+        if len(ids) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    modalities = []
+    for orthanc_id in ids:
+        tags = pacs.request("GET", f"/instances/{orthanc_id}/simplified-tags")
+        assert isinstance(tags, dict)
+        modalities.append(str(tags["Modality"]))
+    return modalities

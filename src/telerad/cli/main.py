@@ -88,6 +88,40 @@ def site_add(
     typer.echo(site_id)
 
 
+@site_app.command("reporting")
+def site_reporting(  # noqa: PLR0917 - the options of a command
+    name: str,
+    data_dir: DataDir,
+    hl7_facility: Annotated[str | None, typer.Option(
+        help="MSH-4 Sending Facility of the site's RIS orders ('' for none)")] = None,
+    critical_minutes: Annotated[int | None, typer.Option(
+        help="Minutes the site has to acknowledge a critical finding")] = None,
+    on_call_manager: Annotated[str | None, typer.Option(
+        help="Who is called when a critical finding stays unacknowledged")] = None,
+    on_call_phone: Annotated[str | None, typer.Option(help="Their phone number")] = None,
+) -> None:
+    """Set what a site's reports depend on; the options not given keep their value."""
+    from telerad.workflow.sites.service import (  # noqa: PLC0415
+        site_by_name,
+        update_reporting_settings,
+    )
+
+    with step(data_dir) as (_runtime, session):
+        site = site_by_name(session, name)
+        update_reporting_settings(
+            session, site_id=site.id,
+            hl7_facility=site.hl7_facility or "" if hl7_facility is None else hl7_facility,
+            critical_ack_minutes=(site.critical_ack_minutes if critical_minutes is None
+                                  else critical_minutes),
+            on_call_manager=(site.on_call_manager if on_call_manager is None
+                             else on_call_manager),
+            on_call_phone=site.on_call_phone if on_call_phone is None else on_call_phone)
+        console.print(f"{site.name}: HL7 facility {site.hl7_facility or '—'}, critical "
+                      f"findings acknowledged within {site.critical_ack_minutes} min, "
+                      f"on-call manager {site.on_call_manager or '—'} "
+                      f"{site.on_call_phone}".rstrip())
+
+
 @site_app.command("list")
 def site_list(data_dir: DataDir) -> None:
     """List sites with their AE titles."""

@@ -50,10 +50,10 @@ def endpoint_list(data_dir: DataDir) -> None:
     """Every site's endpoints."""
     with step(data_dir) as (_runtime, session):
         for e in delivery.endpoints_of(session, site_ids=None):
-            peer = e.called_ae_title if e.channel == ChannelKind.DICOM_STORE else (
-                f"{e.receiving_application}^{e.receiving_facility}")
+            peer = e.called_ae_title if e.channel == ChannelKind.DICOM_STORE else "^".join(
+                (e.receiving_application, e.receiving_facility)).strip("^")
             console.print(f"{e.id}\tsite {e.site_id}\t{e.channel}\t{e.name}\t"
-                          f"{e.host}:{e.port}\t{peer}\t{'on' if e.enabled else 'off'}")
+                          f"{e.host}:{e.port}\t{peer or '—'}\t{'on' if e.enabled else 'off'}")
 
 
 @template_app.command("list")
@@ -70,10 +70,10 @@ def template_import(
     data_dir: DataDir,
 ) -> None:
     """Import a template from a JSON file or an IHE MRRT HTML file."""
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     with step(data_dir) as (runtime, session):
         template = catalogue.read_template(
-            text, mrrt=path.suffix.lower() in (".html", ".htm", ".xhtml"))
+            session, text, mrrt=catalogue.is_mrrt(name=path.name, text=text))
         catalogue.import_template(session, template, now=runtime.clock.now())
     typer.echo(f"{template.code} v{template.version}")
 

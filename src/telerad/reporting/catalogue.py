@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telerad.errors import Conflict, InvalidInput
@@ -21,7 +22,8 @@ from telerad.reporting.templates import (
 )
 from telerad.workflow.exams.models import Exam
 
-__all__ = ["all_templates", "choose", "import_template", "read_template", "template_json"]
+__all__ = ["MRRT_SUFFIXES", "all_templates", "choose", "import_template", "is_mrrt",
+           "next_version", "read_template", "template_json"]
 
 
 def all_templates(session: Session) -> list[Template]:
@@ -41,10 +43,36 @@ def choose(templates: list[Template], exam: Exam) -> Template | None:
     return choose_template(templates, protocol_code=exam.protocol_code, modality=exam.modality)
 
 
-def read_template(text: str, *, mrrt: bool) -> Template:
-    """A template from a file's text: IHE MRRT HTML, or telerad's JSON."""
+#: File names taken as an IHE MRRT template (an XHTML5 document); else JSON.
+MRRT_SUFFIXES = (".html", ".htm", ".xhtml")
+
+
+def is_mrrt(*, name: str = "", text: str = "") -> bool:
+    """Whether a file is an MRRT template: by its name, else by its first character."""
+    lowered = name.lower()
+    if lowered.endswith(MRRT_SUFFIXES):
+        return True
+    return not lowered.endswith(".json") and text.lstrip()[:1] == "<"
+
+
+def next_version(session: Session, code: str) -> int:
+    """One above the highest built-in or imported version of ``code``."""
+    builtin = max((t.version for t in builtin_templates() if t.code == code), default=0)
+    imported = session.scalar(select(func.max(ImportedTemplate.version)).where(
+        ImportedTemplate.code == code)) or 0
+    return max(builtin, imported) + 1
+
+
+def read_template(session: Session, text: str, *, mrrt: bool, modality: str = ""
+                  ) -> Template:
+    """A template from a file's text: telerad's JSON (its version as written), or an IHE
+    MRRT HTML template, which dates templates but never numbers them: it takes the next
+    version of its code."""
     if mrrt:
-        return from_mrrt(text)
+        template = from_mrrt(text, modality=modality.strip().upper())
+        return replace(template, version=next_version(session, template.code))
+    if text.lstrip()[:1] != "{":
+        raise InvalidInput("a template is a JSON object, or an IHE MRRT HTML file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from telerad.web import viewer_texts
+from telerad.web import reading_texts, viewer_texts
 from telerad.web.admin import texts as admin_texts
 from telerad.web.portal import texts as portal_texts
 
@@ -188,7 +188,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 # Each group of pages keeps its words in its own module (one per helper, no merge fights).
-for _part in (portal_texts, admin_texts, viewer_texts):
+for _part in (portal_texts, admin_texts, viewer_texts, reading_texts):
     TEXTS["fr"].update(_part.FR)
     TEXTS["en"].update(_part.EN)
 

@@ -25,7 +25,7 @@ from telerad.httpauth import current_actor, runtime_of, source_of
 from telerad.reporting import catalogue, critical
 from telerad.reporting import service as reports
 from telerad.reporting.models import CriticalFinding, Report, VersionKind
-from telerad.reporting.templates import Template, template_json
+from telerad.reporting.templates import template_json
 from telerad.workflow.assignments import service as assignments
 from telerad.workflow.exams.models import Exam
 from telerad.workflow.exams.queries import get_exam
@@ -302,17 +302,14 @@ async def import_template(request: Request, actor: CurrentActor) -> dict[str, An
     body = await request.body()
     if len(body) > MAX_TEMPLATE_BYTES:
         raise InvalidInput(f"a template has at most {MAX_TEMPLATE_BYTES} bytes")
-    template = _parse_template(body, request.headers.get("content-type", ""))
-    runtime = runtime_of(request)
-    with transaction(runtime.sessions) as session:
-        catalogue.import_template(session, template, now=runtime.clock.now())
-    return template_json(template)
-
-
-def _parse_template(body: bytes, content_type: str) -> Template:
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput("a template is UTF-8 text") from exc
-    return catalogue.read_template(
-        text, mrrt=content_type.startswith(("text/html", "application/xhtml")))
+    mrrt = request.headers.get("content-type", "").startswith(("text/html",
+                                                               "application/xhtml"))
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        template = catalogue.read_template(session, text, mrrt=mrrt)
+        catalogue.import_template(session, template, now=runtime.clock.now())
+    return template_json(template)

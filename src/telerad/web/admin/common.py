@@ -33,11 +33,16 @@ MANAGE = frozenset({_P.ROSTER_MANAGE})
 CONFIG = frozenset({_P.ROSTER_MANAGE, _P.SITES_READ})
 USERS = frozenset({_P.USERS_MANAGE})
 AUDIT = frozenset({_P.AUDIT_READ})
-ANY = MANAGE | CONFIG | USERS | AUDIT
+#: The reconciliation of deliveries (of one's own sites' exams), and sending a failed one again.
+DELIVERIES = frozenset({_P.EXAMS_COORDINATE, _P.SITES_READ})
+RETRY = frozenset({_P.ROSTER_MANAGE, _P.EXAMS_COORDINATE})
+ANY = MANAGE | CONFIG | USERS | AUDIT | DELIVERIES
 #: The sections: (path, text key, permissions of which any one opens it).
 SECTIONS: tuple[tuple[str, str, frozenset[Permission]], ...] = (
     ("/admin/sites", "admin_sites", CONFIG),
     ("/admin/contracts", "admin_contracts", CONFIG),
+    ("/admin/templates", "admin_templates", CONFIG),
+    ("/admin/deliveries", "admin_deliveries", DELIVERIES),
     ("/admin/teams", "admin_teams", MANAGE),
     ("/admin/radiologists", "admin_radiologists", MANAGE),
     ("/admin/roster", "admin_roster", MANAGE),
@@ -50,7 +55,9 @@ NOTICES = frozenset({"admin_site_added", "admin_device_added", "admin_device_rem
                      "admin_credentials_saved", "admin_shift_added", "admin_shift_deleted",
                      "admin_shifts_imported", "admin_user_added", "admin_user_saved",
                      "admin_user_deactivated", "admin_user_reactivated",
-                     "admin_second_factor_reset"})
+                     "admin_second_factor_reset", "admin_endpoint_added",
+                     "admin_reporting_saved", "admin_delivery_retried",
+                     "admin_template_imported"})
 
 
 Signed = tuple[Actor, str]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from telerad.web.admin import audit, people, roster, setup, users
+from telerad.web.admin import audit, deliveries, people, roster, setup, templates_pages, users
 from telerad.web.admin.common import ANY, page
 from telerad.web.pages import page_actor
 
@@ -20,6 +20,8 @@ def overview(request: Request) -> Response:
 
 
 router.include_router(setup.router)
+router.include_router(templates_pages.router)
+router.include_router(deliveries.router)
 router.include_router(people.router)
 router.include_router(roster.router)
 router.include_router(users.router)

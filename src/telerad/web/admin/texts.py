@@ -26,6 +26,11 @@ FR: dict[str, str] = {
     "admin_user": "Compte utilisateur",
     "admin_audit": "Journal d'audit",
     "admin_audit_hint": "qui a accédé à quelles données, et l'intégrité de la chaîne.",
+    "admin_templates": "Modèles de compte rendu",
+    "admin_templates_hint": "les modèles par examen, intégrés ou importés (JSON, IHE MRRT).",
+    "admin_deliveries": "Comptes rendus non remis",
+    "admin_deliveries_hint": "les examens lus dont le compte rendu définitif n'est pas encore "
+                             "reçu partout ; renvoyer ce qui a échoué.",
     # Shared words.
     "admin_name": "Nom",
     "admin_save": "Enregistrer",
@@ -59,6 +64,113 @@ FR: dict[str, str] = {
     "admin_device_added": "Appareil ajouté : il est accepté dès sa prochaine connexion.",
     "admin_device_removed": "Appareil retiré : il est refusé dès sa prochaine connexion.",
     "admin_device_failed": "L'appareil n'a pas été ajouté :",
+    # Where reports go, and the site's reporting settings.
+    "admin_endpoints": "Destinataires des comptes rendus",
+    "admin_endpoints_hint": "Chaque compte rendu signé (préliminaire, définitif, addendum) "
+                            "part vers chacun : le RIS par HL7 v2.5 (ORU^R01 sur MLLP), le "
+                            "PACS par DICOM (C-STORE du SR et du PDF).",
+    "admin_endpoints_of": "Destinataires de",
+    "admin_no_endpoint": "Aucun destinataire : les comptes rendus de ce site ne sont lus "
+                         "que sur le portail.",
+    "admin_channel": "Canal",
+    "admin_channel_hl7_mllp": "RIS — HL7 v2.5 (ORU^R01) sur MLLP",
+    "admin_channel_dicom_store": "PACS — DICOM (C-STORE)",
+    "admin_address": "Adresse",
+    "admin_receiver": "Identification",
+    "admin_disabled": "désactivé",
+    "admin_host": "Hôte (nom ou adresse IP)",
+    "admin_port": "Port",
+    "admin_called_ae_title": "Titre AE du PACS",
+    "admin_called_ae_title_hint": "PACS seulement : 1 à 16 caractères.",
+    "admin_receiving_application": "Application destinataire (MSH-5)",
+    "admin_receiving_facility": "Établissement destinataire (MSH-6)",
+    "admin_receiving_hint": "RIS seulement, facultatif : ce que le RIS attend dans le message.",
+    "admin_add_endpoint": "Ajouter le destinataire",
+    "admin_endpoint_added": "Destinataire ajouté : les prochains comptes rendus signés lui "
+                            "seront envoyés.",
+    "admin_endpoint_failed": "Le destinataire n'a pas été ajouté :",
+    "admin_endpoint_problem_channel": "Choisissez le canal dans la liste.",
+    "admin_endpoint_problem_name": "Nommez le destinataire.",
+    "admin_endpoint_problem_host": "Un nom d'hôte ou une adresse, sans espace.",
+    "admin_endpoint_problem_port": "Un nombre entre 1 et 65535.",
+    "admin_endpoint_problem_called_ae_title": "Un PACS a besoin de son titre AE (1 à 16 "
+                                              "caractères).",
+    "admin_endpoint_problem_receiving_application": "L'application et l'établissement ont "
+                                                    "au plus 64 caractères.",
+    "admin_reporting": "Comptes rendus et résultats critiques",
+    "admin_hl7_facility": "Établissement HL7 du RIS (MSH-4)",
+    "admin_hl7_facility_hint": "Les demandes HL7 reçues de cet établissement sont classées "
+                               "pour ce site. Unique ; vide : aucune.",
+    "admin_critical_ack_minutes": "Délai d'accusé de réception d'un résultat critique "
+                                  "(minutes)",
+    "admin_critical_ack_minutes_hint": "De 1 à 240 : passé ce délai, un second appel, puis "
+                                       "le cadre de garde.",
+    "admin_on_call_manager": "Cadre de garde",
+    "admin_on_call_phone": "Téléphone du cadre de garde",
+    "admin_on_call_hint": "Appelé quand un résultat critique reste sans accusé de réception ; "
+                          "le nom et le numéro vont ensemble.",
+    "admin_not_set": "non renseigné",
+    "admin_save_settings": "Enregistrer les réglages",
+    "admin_reporting_saved": "Réglages des comptes rendus enregistrés.",
+    "admin_reporting_failed": "Les réglages n'ont pas été enregistrés :",
+    "admin_reporting_problem_hl7_facility": "1 à 20 caractères imprimables, sans | ^ ~ \\ &.",
+    "admin_reporting_problem_hl7_facility_taken": "Cet établissement HL7 est déjà celui d'un "
+                                                  "autre site.",
+    "admin_reporting_problem_critical_ack_minutes": "Un nombre entier de minutes, de 1 à 240.",
+    "admin_reporting_problem_on_call_manager": "Au plus 200 caractères.",
+    "admin_reporting_problem_on_call_phone": "Un numéro : chiffres, espaces, + . - ( ), au "
+                                             "plus 40 caractères.",
+    "admin_reporting_problem_on_call_pair": "Le nom et le numéro du cadre de garde vont "
+                                            "ensemble.",
+    # Deliveries not acknowledged.
+    "admin_deliveries_intro": "Les examens lus dont le compte rendu définitif n'a pas encore "
+                              "été reçu par chaque destinataire de leur site, du plus ancien "
+                              "au plus récent.",
+    "admin_times_local": "Heures locales du site de chaque examen.",
+    "admin_deliveries_list": "Examens sans compte rendu définitif reçu partout",
+    "admin_no_delivery_problem": "Rien à signaler : chaque compte rendu définitif a été reçu "
+                                 "par ses destinataires.",
+    "admin_exam": "Examen",
+    "admin_exam_number": "Examen n° {id}",
+    "admin_accession": "Numéro d'accès",
+    "admin_reported_at": "Compte rendu le",
+    "admin_reason": "Motif",
+    "admin_reason_final_not_signed": "compte rendu définitif pas encore signé",
+    "admin_reason_pending": "envoi en cours, pas encore reçu",
+    "admin_reason_failed": "envoi en échec : à renvoyer",
+    "admin_outstanding": "Envois non reçus",
+    "admin_delivery_state_pending": "en attente",
+    "admin_delivery_state_failed": "en échec",
+    "admin_attempts": "Tentatives",
+    "admin_last_answer": "dernière réponse",
+    "admin_next_attempt": "prochain essai",
+    "admin_retry": "Renvoyer",
+    "admin_delivery_retried": "Envoi relancé : il part tout de suite.",
+    "admin_retry_failed": "L'envoi n'a pas été relancé :",
+    # Report templates.
+    "admin_templates_intro": "Un compte rendu commence par le modèle du protocole de "
+                             "l'examen, sinon par le modèle général de sa modalité.",
+    "admin_templates_list": "Modèles (la version la plus récente de chacun)",
+    "admin_no_template": "Aucun modèle.",
+    "admin_code": "Code",
+    "admin_version": "Version",
+    "admin_title": "Titre",
+    "admin_protocols": "Protocoles",
+    "admin_origin": "Origine",
+    "admin_builtin": "intégré",
+    "admin_imported": "importé",
+    "admin_import_template": "Importer un modèle",
+    "admin_template_file": "Fichier du modèle",
+    "admin_template_file_hint": "JSON (au format de l'API) ou HTML IHE MRRT, au plus {kib} "
+                                "Kio. Une version plus récente d'un code sert aux nouveaux "
+                                "comptes rendus ; un compte rendu commencé garde la sienne. "
+                                "Tout le modèle est importé, ou rien.",
+    "admin_template_modality": "Modalité (MRRT, facultatif)",
+    "admin_template_modality_hint": "Par exemple CT ou MR ; vide : celle que nomme le "
+                                    "document MRRT.",
+    "admin_import_template_button": "Importer le modèle",
+    "admin_template_imported": "Modèle {code} version {version} importé.",
+    "admin_template_failed": "Le modèle n'a pas été importé :",
     # Contracts.
     "admin_contracts_intro": "Pour chaque site et modalité : quand la lecture doit être "
                              "assurée, par quelles équipes dans l'ordre, et en combien de "
@@ -262,6 +374,11 @@ EN: dict[str, str] = {
     "admin_user": "User account",
     "admin_audit": "Audit trail",
     "admin_audit_hint": "who accessed which data, and whether the chain holds.",
+    "admin_templates": "Report templates",
+    "admin_templates_hint": "the templates per exam, built in or imported (JSON, IHE MRRT).",
+    "admin_deliveries": "Undelivered reports",
+    "admin_deliveries_hint": "the read exams whose final report has not yet been received "
+                             "everywhere; send again what failed.",
     # Shared words.
     "admin_name": "Name",
     "admin_save": "Save",
@@ -295,6 +412,110 @@ EN: dict[str, str] = {
     "admin_device_added": "Device added: it is accepted from its next association.",
     "admin_device_removed": "Device removed: it is refused from its next association.",
     "admin_device_failed": "The device was not added:",
+    # Where reports go, and the site's reporting settings.
+    "admin_endpoints": "Report recipients",
+    "admin_endpoints_hint": "Every signed report (preliminary, final, addendum) goes to each: "
+                            "the RIS by HL7 v2.5 (ORU^R01 over MLLP), the PACS by DICOM "
+                            "(C-STORE of the SR and the PDF).",
+    "admin_endpoints_of": "Recipients of",
+    "admin_no_endpoint": "No recipient: this site's reports are read on the portal only.",
+    "admin_channel": "Channel",
+    "admin_channel_hl7_mllp": "RIS — HL7 v2.5 (ORU^R01) over MLLP",
+    "admin_channel_dicom_store": "PACS — DICOM (C-STORE)",
+    "admin_address": "Address",
+    "admin_receiver": "Identification",
+    "admin_disabled": "disabled",
+    "admin_host": "Host (name or IP address)",
+    "admin_port": "Port",
+    "admin_called_ae_title": "Called AE of the PACS",
+    "admin_called_ae_title_hint": "PACS only: its AE title, 1 to 16 characters.",
+    "admin_receiving_application": "Receiving application (MSH-5)",
+    "admin_receiving_facility": "Receiving facility (MSH-6)",
+    "admin_receiving_hint": "RIS only, optional: what the RIS expects in the message.",
+    "admin_add_endpoint": "Add the recipient",
+    "admin_endpoint_added": "Recipient added: the next signed reports will be sent to it.",
+    "admin_endpoint_failed": "The recipient was not added:",
+    "admin_endpoint_problem_channel": "Choose the channel from the list.",
+    "admin_endpoint_problem_name": "Name the recipient.",
+    "admin_endpoint_problem_host": "A host name or an address, without spaces.",
+    "admin_endpoint_problem_port": "A number from 1 to 65535.",
+    "admin_endpoint_problem_called_ae_title": "A PACS needs its AE title (1 to 16 "
+                                              "characters).",
+    "admin_endpoint_problem_receiving_application": "The application and facility have at "
+                                                    "most 64 characters.",
+    "admin_reporting": "Reports and critical findings",
+    "admin_hl7_facility": "HL7 facility of the RIS (MSH-4)",
+    "admin_hl7_facility_hint": "HL7 orders from this facility are filed for this site. "
+                               "Unique; empty: none.",
+    "admin_critical_ack_minutes": "Time to acknowledge a critical finding (minutes)",
+    "admin_critical_ack_minutes_hint": "1 to 240: past it, a second call, then the on-call "
+                                       "manager.",
+    "admin_on_call_manager": "On-call manager",
+    "admin_on_call_phone": "On-call manager's phone",
+    "admin_on_call_hint": "Called when a critical finding stays unacknowledged; the name and "
+                          "the number go together.",
+    "admin_not_set": "not set",
+    "admin_save_settings": "Save the settings",
+    "admin_reporting_saved": "Report settings saved.",
+    "admin_reporting_failed": "The settings were not saved:",
+    "admin_reporting_problem_hl7_facility": "1 to 20 printable characters, without "
+                                            "| ^ ~ \\ &.",
+    "admin_reporting_problem_hl7_facility_taken": "This HL7 facility is already another "
+                                                  "site's.",
+    "admin_reporting_problem_critical_ack_minutes": "A whole number of minutes, 1 to 240.",
+    "admin_reporting_problem_on_call_manager": "At most 200 characters.",
+    "admin_reporting_problem_on_call_phone": "A number: digits, spaces, + . - ( ), at most "
+                                             "40 characters.",
+    "admin_reporting_problem_on_call_pair": "The on-call manager's name and number go "
+                                            "together.",
+    # Deliveries not acknowledged.
+    "admin_deliveries_intro": "The read exams whose final report has not yet been received "
+                              "by every recipient of their site, oldest first.",
+    "admin_times_local": "Local times of each exam's site.",
+    "admin_deliveries_list": "Exams without a final report received everywhere",
+    "admin_no_delivery_problem": "Nothing to report: every final report was received by its "
+                                 "recipients.",
+    "admin_exam": "Exam",
+    "admin_exam_number": "Exam #{id}",
+    "admin_accession": "Accession number",
+    "admin_reported_at": "Reported on",
+    "admin_reason": "Reason",
+    "admin_reason_final_not_signed": "final report not signed yet",
+    "admin_reason_pending": "being sent, not received yet",
+    "admin_reason_failed": "delivery failed: send it again",
+    "admin_outstanding": "Deliveries not received",
+    "admin_delivery_state_pending": "pending",
+    "admin_delivery_state_failed": "failed",
+    "admin_attempts": "Attempts",
+    "admin_last_answer": "last answer",
+    "admin_next_attempt": "next attempt",
+    "admin_retry": "Send again",
+    "admin_delivery_retried": "Delivery restarted: it leaves at once.",
+    "admin_retry_failed": "The delivery was not restarted:",
+    # Report templates.
+    "admin_templates_intro": "A report starts from the template of its exam's protocol, else "
+                             "from the general template of its modality.",
+    "admin_templates_list": "Templates (the newest version of each)",
+    "admin_no_template": "No template.",
+    "admin_code": "Code",
+    "admin_version": "Version",
+    "admin_title": "Title",
+    "admin_protocols": "Protocols",
+    "admin_origin": "Origin",
+    "admin_builtin": "built in",
+    "admin_imported": "imported",
+    "admin_import_template": "Import a template",
+    "admin_template_file": "Template file",
+    "admin_template_file_hint": "JSON (as the API lists them) or IHE MRRT HTML, at most {kib} "
+                                "KiB. A newer version of a code serves new reports; a report "
+                                "already begun keeps its own. The whole template is imported, "
+                                "or nothing.",
+    "admin_template_modality": "Modality (MRRT, optional)",
+    "admin_template_modality_hint": "For example CT or MR; empty: the one the MRRT "
+                                    "document names.",
+    "admin_import_template_button": "Import the template",
+    "admin_template_imported": "Template {code} version {version} imported.",
+    "admin_template_failed": "The template was not imported:",
     # Contracts.
     "admin_contracts_intro": "For each site and modality: when reading must be covered, by "
                              "which teams in order, and how fast.",

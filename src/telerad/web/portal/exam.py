@@ -1,5 +1,6 @@
-"""The hospital portal's page of one exam: its clocks, decision and timeline, followed
-live; marking the acquisition done, cancelling, reconciling an unmatched study."""
+"""The hospital portal's page of one exam: its clocks, decision, report, critical findings
+and timeline, followed live; marking the acquisition done, cancelling, reconciling an
+unmatched study (acknowledging a critical finding is in :mod:`telerad.web.portal.report`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from telerad.web.portal.common import (
     patient_label,
     protocol_names,
 )
+from telerad.web.portal.report import report_context
+from telerad.web.portal.report import router as report_router
 from telerad.workflow.assignments.routing import Router
 from telerad.workflow.exams.models import Exam, ExamEvent, ExamState
 from telerad.workflow.exams.queries import get_exam, list_exams
@@ -44,20 +47,21 @@ from telerad.workflow.requests import checks
 from telerad.workflow.requests.service import Contraindications
 
 router = APIRouter(include_in_schema=False)
+router.include_router(report_router)
 Field = Annotated[str, Form()]
 #: States in which the site may still withdraw the exam (nobody is reading it).
 CANCELLABLE = (ExamState.FILED, ExamState.VALIDATED, ExamState.ACQUIRING, ExamState.READY)
 READ_WHILE_ACQUIRING = (ExamState.READY, ExamState.IN_READING, ExamState.PRELIMINARY)
 #: Notices and errors a redirect may name (only these keys: nothing from the URL is shown).
-NOTICES = frozenset({"filed", "done", "cancelled", "attached", "rejected"})
-ERRORS = frozenset({"state", "reason", "reconcile"})
+NOTICES = frozenset({"filed", "done", "cancelled", "attached", "rejected", "acknowledged"})
+ERRORS = frozenset({"state", "reason", "reconcile", "acknowledged", "note"})
 
 #: What each timeline entry shows beside its kind: values of its detail, never a key; the
 #: codes among them in words. (Why images matched nothing is telerad's English: the state
 #: and the reconciling form say it in the reader's language.)
 EVENT_DETAIL = ("protocol", "exam_asked_before", "reason", "radiologist", "completion",
-                "matched_by", "missing", "to", "to_exam_id")
-CODED_DETAIL = ("completion", "matched_by")
+                "matched_by", "missing", "to", "to_exam_id", "called", "step")
+CODED_DETAIL = ("completion", "matched_by", "step")
 
 
 def _timeline(events: list[ExamEvent], zone: str, t: dict[str, str]) -> list[dict[str, str]]:
@@ -118,6 +122,7 @@ def _exam_context(request: Request, actor: Actor, exam_id: int) -> dict[str, Any
                            for e in list_exams(session, scope=actor.scope,
                                                states=[ExamState.VALIDATED],
                                                site_id=exam.site_id)] if reconciling else [],
+            **report_context(session, exam, actor=actor, zone=site.timezone, now=now, t=t),
         }
     audit_read(request, actor, "portal/exams/{id}", [exam_id], exam.study_instance_uid or "")
     return context

@@ -77,3 +77,56 @@ def site_by_name(session: Session, name: str) -> Site:
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.id)))
+
+
+#: HL7 v2.5 §2.A.33 (HD): the namespace ID is an IS of at most 20 characters; the delimiters
+#: of §2.5.4 (| ^ ~ \ &) cannot appear in a component.
+_HL7_FACILITY = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
+_HL7_DELIMITERS = frozenset("|^~\\&")
+#: An on-call phone number as it is dialled: digits, spaces, "+", ".", "-", parentheses.
+_PHONE = re.compile(r"^[0-9+ ().-]*$")
+MAX_CRITICAL_ACK_MINUTES = 240
+
+
+def update_reporting_settings(session: Session, *, site_id: int, hl7_facility: str,
+                              critical_ack_minutes: int, on_call_manager: str,
+                              on_call_phone: str) -> Site:
+    """Set what a site's reports and critical findings depend on: the MSH-4 Sending
+    Facility of its RIS's orders ("" for none; unique, since it names the site an order is
+    filed for), the minutes it has to acknowledge a critical finding (1 to 240), and the
+    on-call manager called when one stays unacknowledged (name and phone go together).
+    Every problem is named at once; a facility of another site is a Conflict."""
+    site = session.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"no site #{site_id}")
+    facility = hl7_facility.strip()
+    manager, phone = on_call_manager.strip(), on_call_phone.strip()
+    problems = []
+    if facility and (len(facility) > 20 or not _HL7_FACILITY.match(facility)
+                     or _HL7_DELIMITERS & set(facility)):
+        problems.append("the HL7 facility has 1 to 20 printable characters, without "
+                        "| ^ ~ \\ &")
+    if not 1 <= critical_ack_minutes <= MAX_CRITICAL_ACK_MINUTES:
+        problems.append(f"the critical acknowledgement time is 1 to "
+                        f"{MAX_CRITICAL_ACK_MINUTES} minutes")
+    if len(manager) > 200:
+        problems.append("the on-call manager has at most 200 characters")
+    if len(phone) > 40 or not _PHONE.match(phone) or (phone and not any(
+            c.isdigit() for c in phone)):
+        problems.append("the on-call phone is a number of at most 40 digits, spaces, "
+                        "+ . - ( )")
+    if bool(manager) != bool(phone):
+        problems.append("the on-call manager's name and phone go together")
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    if facility:
+        owner = session.scalar(select(Site.id).where(Site.hl7_facility == facility,
+                                                     Site.id != site.id))
+        if owner is not None:
+            raise Conflict(f"HL7 facility {facility!r} already belongs to site #{owner}")
+    site.hl7_facility = facility or None
+    site.critical_ack_minutes = critical_ack_minutes
+    site.on_call_manager = manager
+    site.on_call_phone = phone
+    session.flush()
+    return site
