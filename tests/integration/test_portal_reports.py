@@ -192,6 +192,8 @@ def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: 
     assert "Not acknowledged:" in text
     assert f'name="finding_id" value="{finding["id"]}"' in page
     csrf = _csrf(page)
+    # The portal's list marks the exam until it is acknowledged.
+    assert "Critical finding to acknowledge" in _text(er.get("/portal").text)
 
     forged = er.post(f"{path}/critical/acknowledge",
                      data={"csrf_token": "forged", "finding_id": str(finding["id"])})
@@ -212,6 +214,7 @@ def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: 
     assert "Neurochirurgien prévenu" in text
     assert 'id="critical-alert"' not in after.text
     assert "/critical/acknowledge" not in after.text  # no form any more
+    assert "Critical finding to acknowledge" not in _text(er.get("/portal").text)
     with transaction(env.runtime.sessions, readonly=True) as session:
         row = session.get(CriticalFinding, finding["id"])
         assert row.acknowledged_at is not None

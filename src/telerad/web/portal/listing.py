@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
 from telerad.httpauth import runtime_of
+from telerad.reporting import critical
 from telerad.web.live import event_stream
 from telerad.web.pages import render
 from telerad.web.portal.common import (
@@ -44,9 +45,9 @@ GROUPS: dict[str, tuple[ExamState, ...]] = {
 
 
 def _line(exam: Exam, *, site: Site, now: dt.datetime, protocols: dict[str, str],
-          changed: dict[int, str]) -> dict[str, Any]:
+          changed: dict[int, str], critical: set[int]) -> dict[str, Any]:
     key, detail = decision(exam, protocols, changed.get(exam.id))
-    return {"id": exam.id, "urgency": exam.urgency, "state": exam.state,
+    return {"id": exam.id, "critical": exam.id in critical, "urgency": exam.urgency, "state": exam.state,
             "patient": patient_label(exam), "patient_id": exam.patient_id,
             "birth_date": exam.patient_birth_date, "modality": exam.modality,
             "exam_asked": exam.exam_asked, "site": site.name,
@@ -66,8 +67,9 @@ def _lines(request: Request, actor: Actor, group: str) -> dict[str, Any]:
                      if Permission.EXAMS_ACQUIRE in actor.scope.permissions else [])
         protocols = protocol_names(session)
         changed = asked_before(session, [e.id for e in found])
+        waiting = _unacknowledged(session, actor)
         lines = [_line(e, site=sites[e.site_id], now=now, protocols=protocols,
-                       changed=changed) for e in found + unmatched]
+                       changed=changed, critical=waiting) for e in found + unmatched]
     audit_read(request, actor, "portal", [line["id"] for line in lines])
     return {"lines": lines[:len(found)], "unmatched": lines[len(found):]}
 
@@ -93,10 +95,18 @@ def portal_items(request: Request, state: str = "all") -> Response:
                                                                     _group(state)))
 
 
+def _unacknowledged(session: Session, actor: Actor) -> set[int]:
+    """The exams with a critical finding the hospital has not acknowledged yet."""
+    return {exam.id for _finding, exam in critical.open_findings(
+        session, site_ids=actor.scope.site_ids)}
+
+
 def _list_digest(session: Session, actor: Actor, group: str) -> object:
     states = [*GROUPS[group], ExamState.UNMATCHED]
-    return [(e.id, e.state, e.version) for e in list_exams(session, scope=actor.scope,
-                                                           states=states)]
+    # A critical finding changes no exam's version: its badge is part of the digest.
+    return ([(e.id, e.state, e.version) for e in list_exams(session, scope=actor.scope,
+                                                            states=states)],
+            sorted(_unacknowledged(session, actor)))
 
 
 @router.get("/portal/events")
