@@ -47,7 +47,8 @@ GROUPS: dict[str, tuple[ExamState, ...]] = {
 def _line(exam: Exam, *, site: Site, now: dt.datetime, protocols: dict[str, str],
           changed: dict[int, str], critical: set[int]) -> dict[str, Any]:
     key, detail = decision(exam, protocols, changed.get(exam.id))
-    return {"id": exam.id, "critical": exam.id in critical, "urgency": exam.urgency, "state": exam.state,
+    return {"id": exam.id, "critical": exam.id in critical, "urgency": exam.urgency,
+            "state": exam.state,
             "patient": patient_label(exam), "patient_id": exam.patient_id,
             "birth_date": exam.patient_birth_date, "modality": exam.modality,
             "exam_asked": exam.exam_asked, "site": site.name,
