@@ -7,7 +7,9 @@ from it; domain services receive only what they use.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,6 +23,8 @@ from telerad.clock import Clock, SystemClock
 from telerad.config import Settings
 from telerad.db import make_engine, make_sessionmaker, transaction, upgrade
 from telerad.workflow.exams import intake
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,30 +87,31 @@ class Runtime:
             self.store, staged, expected=expected, max_bytes=self.settings.max_upload_bytes
         )
         try:
-            for attempt in (1, 2):
-                try:
-                    with transaction(self.sessions) as session:
-                        return intake.receive_instance(
-                            session,
-                            store=self.store,
-                            prepared=prepared,
-                            sender=sender,
-                            now=self.clock.now(),
-                            stable_age=self.settings.stable_age,
-                        )
-                except IntegrityError:
-                    # The same instance arrived at the same moment on another association
-                    # (PostgreSQL runs both transactions at once): the second try sees the
-                    # first one's row and answers "already stored" or "conflict".
-                    if attempt == 2:
-                        raise
-                except DBAPIError as exc:
-                    # A connection lost since its last use (database restarted): the pool
-                    # was invalidated; the second try gets a fresh connection.
-                    if attempt == 2 or not exc.connection_invalidated:
-                        raise
-            raise AssertionError("unreachable")
+            return self.step_twice(lambda session: intake.receive_instance(
+                session, store=self.store, prepared=prepared, sender=sender,
+                now=self.clock.now(), stable_age=self.settings.stable_age))
         except BaseException:
             # Not indexed: the durable copy must not linger as if it had been accepted.
             self.store.delete(prepared.blob_key)
             raise
+
+    def step_twice(self, step: Callable[[Session], T]) -> T:
+        """``step`` in one committed transaction, tried a second time when:
+
+        - the same thing arrived at the same moment elsewhere (another association, another
+          MLLP connection: PostgreSQL runs both transactions at once) and a unique key
+          refused the second insert: the second try sees the first one's row;
+        - the database connection was lost since its last use (database restarted): the
+          pool was invalidated, the second try gets a fresh connection.
+        """
+        for attempt in (1, 2):
+            try:
+                with transaction(self.sessions) as session:
+                    return step(session)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")

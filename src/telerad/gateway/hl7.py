@@ -29,9 +29,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
-from telerad.db import transaction
 from telerad.errors import Conflict, InvalidInput, NotFound, TeleradError, UnknownSender
 from telerad.gateway.mllp import MllpServer
 from telerad.hl7.ack import AckCode, ack
@@ -133,17 +130,8 @@ class Hl7Gateway:
         """One transaction; tried twice when the same order arrived at the same moment on
         another connection (the unique order number refuses the second insert: the second
         try finds the first's exam) or the database connection was lost since its last use."""
-        for attempt in (1, 2):
-            try:
-                with transaction(self.runtime.sessions) as session:
-                    return hl7_orders.receive(session, message, now=self.runtime.clock.now())
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        return self.runtime.step_twice(
+            lambda session: hl7_orders.receive(session, message, now=self.runtime.clock.now()))
 
     def _ack(self, message: Message | None, code: AckCode, error: TeleradError | None,
              charset: str) -> bytes:
