@@ -42,6 +42,10 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        # A test's database lives for one test: its commits need not wait for the disk
+        # (telerad's own durability is tested on SQLite, and by the process kill tests,
+        # which kill telerad, never the database server).
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
     try:
         yield f"{PG_SERVER}/{name}"
     finally:

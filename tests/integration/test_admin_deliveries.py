@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from telerad.audit.models import AuditEvent
@@ -30,38 +29,11 @@ from telerad.reporting.models import ImportedTemplate
 from telerad.reporting.templates import builtin_templates, template_json
 from telerad.testing.workflow import PASSWORD
 from telerad.workflow.sites.models import Site
+from tests.integration.page_clients import Browsers, browsers, csrf_of, text_of
 from tests.integration.workflow_env import Env, env, ready_exam
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 MRRT = Path(__file__).resolve().parents[1] / "data" / "mrrt"
-Client = Callable[[str], httpx.Client]
-
-
-@pytest.fixture
-def client(env: Env) -> Iterator[Client]:
-    """httpx clients signed in as an account (a session opened directly)."""
-    opened: list[httpx.Client] = []
-
-    def make(username: str) -> httpx.Client:
-        http = httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                            headers={"Accept-Language": "en"})
-        http.cookies.set("telerad_session", env.api(username).token or "")
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        http.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def text_of(html: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def main_of(html: str) -> str:
@@ -90,8 +62,8 @@ def add_user(env: Env, username: str, role: Role, site: str) -> None:
 
 # --- A site's recipients and settings --------------------------------------------------------
 
-def test_a_recipient_is_added_or_refused_with_its_reasons(env: Env, client: Client) -> None:
-    admin = client("admin")
+def test_a_recipient_is_added_or_refused_with_its_reasons(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
     site_id = env.night.sites["carcassonne"]
     page = admin.get(f"/admin/sites/{site_id}")
     assert "No recipient" in text_of(page.text)
@@ -144,13 +116,13 @@ def test_a_recipient_is_added_or_refused_with_its_reasons(env: Env, client: Clie
 
 
 def test_the_site_manager_reads_the_recipients_and_settings_only(env: Env,
-                                                                 client: Client) -> None:
+                                                                 browsers: Browsers) -> None:
     site_id = env.night.sites["carcassonne"]
     with transaction(env.runtime.sessions) as session:
         delivery.add_endpoint(session, site_id=site_id, channel="dicom_store", name="PACS",
                               host="pacs.example", port=104, called_ae_title="PACS_CHC",
                               now=env.clock.now())
-    manager = client("manager_carcassonne")
+    manager = browsers("manager_carcassonne")
     page = manager.get(f"/admin/sites/{site_id}").text
     assert "PACS_CHC" in page
     assert "pacs.example:104" in page
@@ -169,8 +141,8 @@ def test_the_site_manager_reads_the_recipients_and_settings_only(env: Env,
 
 
 def test_site_settings_are_saved_and_a_taken_facility_refused(env: Env,
-                                                              client: Client) -> None:
-    admin = client("admin")
+                                                              browsers: Browsers) -> None:
+    admin = browsers("admin")
     carcassonne, narbonne = env.night.sites["carcassonne"], env.night.sites["narbonne"]
     csrf = csrf_of(admin.get(f"/admin/sites/{carcassonne}").text)
     answer = admin.post(f"/admin/sites/{carcassonne}/reporting", data={
@@ -251,10 +223,10 @@ def _row(html: str, exam_id: int) -> str:
 
 
 def test_the_reconciliation_lists_what_is_pending_for_ones_sites(env: Env,
-                                                                 client: Client) -> None:
+                                                                 browsers: Browsers) -> None:
     exam = _signed_with_recipients(env)
     add_user(env, "manager_narbonne", Role.SITE_MANAGER, "narbonne")
-    manager = client("manager_carcassonne")
+    manager = browsers("manager_carcassonne")
     page = manager.get("/admin/deliveries")
     assert page.status_code == 200
     row = _row(page.text, exam["id"])
@@ -273,17 +245,17 @@ def test_the_reconciliation_lists_what_is_pending_for_ones_sites(env: Env,
             AuditEvent.action == "read"))]
     assert {"route": "admin/deliveries", "exam_ids": [exam["id"]]} in reads
 
-    narbonne = client("manager_narbonne").get("/admin/deliveries")
+    narbonne = browsers("manager_narbonne").get("/admin/deliveries")
     assert narbonne.status_code == 200
     assert f'data-exam-id="{exam["id"]}"' not in narbonne.text
     assert exam["accession_number"] not in narbonne.text
     assert "Nothing to report" in text_of(narbonne.text)
     # Who may not see it at all.
     for username in ("er_carcassonne", "tech_carcassonne", "dr_alice", "admin"):
-        assert client(username).get("/admin/deliveries").status_code == 403, username
+        assert browsers(username).get("/admin/deliveries").status_code == 403, username
 
 
-def test_a_failed_delivery_is_sent_again(env: Env, client: Client) -> None:
+def test_a_failed_delivery_is_sent_again(env: Env, browsers: Browsers) -> None:
     exam = _signed_with_recipients(env)
     while deliver_due(env.runtime.sessions, env.clock,
                       {"hl7_mllp": Refusing(), "dicom_store": Refusing()},
@@ -293,7 +265,7 @@ def test_a_failed_delivery_is_sent_again(env: Env, client: Client) -> None:
         failed = [d.id for d in session.scalars(select(Delivery).where(
             Delivery.state == "failed").order_by(Delivery.id))]
     assert failed
-    coordinator = client("coordinator")
+    coordinator = browsers("coordinator")
     page = coordinator.get("/admin/deliveries").text
     row = _row(page, exam["id"])
     assert row.startswith("failed")
@@ -305,11 +277,11 @@ def test_a_failed_delivery_is_sent_again(env: Env, client: Client) -> None:
 
     # Not theirs to send again: a site manager; a coordinator of another site.
     add_user(env, "coordinator_narbonne", Role.COORDINATOR, "narbonne")
-    manager = client("manager_carcassonne")
+    manager = browsers("manager_carcassonne")
     answer = manager.post("/admin/deliveries/retry", data={
         "csrf_token": csrf_of(manager.get("/").text), "delivery_id": str(failed[0])})
     assert answer.status_code == 403
-    other = client("coordinator_narbonne")
+    other = browsers("coordinator_narbonne")
     answer = other.post("/admin/deliveries/retry", data={
         "csrf_token": csrf_of(other.get("/").text), "delivery_id": str(failed[0])})
     assert answer.status_code == 404
@@ -349,8 +321,8 @@ def _post_template(http: httpx.Client, csrf: str, name: str, body: bytes,
 
 
 def test_templates_are_listed_and_imported_from_json_or_mrrt(env: Env,
-                                                             client: Client) -> None:
-    admin = client("admin")
+                                                             browsers: Browsers) -> None:
+    admin = browsers("admin")
     page = admin.get("/admin/templates").text
     assert re.search(r'<tr data-code="ct_head" data-version="1">.*?built in', page, re.S)
     csrf = csrf_of(page)
@@ -386,8 +358,8 @@ def test_templates_are_listed_and_imported_from_json_or_mrrt(env: Env,
         ("json", 1), ("mrrt", 1), ("mrrt", 2), ("mrrt", 1)]
 
 
-def test_a_bad_template_file_is_refused_and_nothing_stored(env: Env, client: Client) -> None:
-    admin = client("admin")
+def test_a_bad_template_file_is_refused_and_nothing_stored(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
     csrf = csrf_of(admin.get("/admin/templates").text)
     existing = template_json(builtin_templates()[0])
     before = count(env, ImportedTemplate)
@@ -414,8 +386,8 @@ def test_a_bad_template_file_is_refused_and_nothing_stored(env: Env, client: Cli
     assert changes(env, "report_template") == []
 
 
-def test_the_site_manager_reads_the_templates_only(env: Env, client: Client) -> None:
-    manager = client("manager_carcassonne")
+def test_the_site_manager_reads_the_templates_only(env: Env, browsers: Browsers) -> None:
+    manager = browsers("manager_carcassonne")
     page = manager.get("/admin/templates")
     assert page.status_code == 200
     assert 'data-code="ct_head"' in page.text
@@ -424,4 +396,4 @@ def test_the_site_manager_reads_the_templates_only(env: Env, client: Client) -> 
     assert answer.status_code == 403
     assert count(env, ImportedTemplate) == 0
     for username in ("er_carcassonne", "dr_alice"):
-        assert client(username).get("/admin/templates").status_code == 403
+        assert browsers(username).get("/admin/templates").status_code == 403

@@ -6,11 +6,10 @@ and the search itself is audited."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html import unescape
 
 import httpx
-import pytest
 from sqlalchemy import func, select, text, update
 from starlette.routing import BaseRoute, Route
 
@@ -23,45 +22,13 @@ from telerad.testing.workflow import PASSWORD, totp_code
 from telerad.web.admin.routes import router as admin_router
 from telerad.workflow.roster.models import Credential, Radiologist, ShiftRow
 from telerad.workflow.sites.models import Contract, Device, Site, Team
+from tests.integration.page_clients import Browsers, alert_of, browsers, csrf_of
 from tests.integration.workflow_env import Env, env, request_body
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 WEEK = "2026-11-23"  # the seeded Tuesday night is in it
-
-Client = Callable[[str | None], httpx.Client]
-
-
-@pytest.fixture
-def client(env: Env) -> Iterator[Client]:
-    """httpx clients signed in as a seeded account (a session opened directly, so that the
-    account's one-time codes are not spent), or anonymous."""
-    opened: list[httpx.Client] = []
-
-    def make(username: str | None) -> httpx.Client:
-        http = httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                            headers={"Accept-Language": "en"})
-        if username is not None:
-            http.cookies.set("telerad_session", env.api(username).token or "")
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        http.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def alert_of(html: str) -> str:
-    match = re.search(r'role="alert"[^>]*>(.*?)</(?:p|div)>', html, re.S)
-    assert match, "no alert in the page"
-    return unescape(re.sub(r"<[^>]+>", "", match.group(1)))
 
 
 def counts(env: Env) -> dict[str, object]:
@@ -112,14 +79,14 @@ ALLOWED = {
 }
 
 
-def test_each_page_opens_for_whom_it_is_meant(env: Env, client: Client) -> None:
+def test_each_page_opens_for_whom_it_is_meant(env: Env, browsers: Browsers) -> None:
     pages = _pages(env)
-    anonymous = client(None)
+    anonymous = browsers(None)
     for name, path in pages.items():
         answer = anonymous.get(path)
         assert (answer.status_code, answer.headers.get("location")) == (303, "/signin"), name
     for username, allowed in ALLOWED.items():
-        http = client(username)
+        http = browsers(username)
         for name, path in pages.items():
             answer = http.get(path)
             expected = 200 if name in allowed else 403
@@ -130,8 +97,8 @@ def test_each_page_opens_for_whom_it_is_meant(env: Env, client: Client) -> None:
                     answer.text)
 
 
-def test_the_pages_speak_french_by_default(env: Env, client: Client) -> None:
-    http = client("admin")
+def test_the_pages_speak_french_by_default(env: Env, browsers: Browsers) -> None:
+    http = browsers("admin")
     del http.headers["Accept-Language"]
     week = http.get(f"/admin/roster?site_id={env.night.sites['carcassonne']}&week={WEEK}")
     assert '<html lang="fr">' in week.text
@@ -143,8 +110,8 @@ def test_the_pages_speak_french_by_default(env: Env, client: Client) -> None:
 
 
 def test_the_site_manager_reads_their_own_site_and_changes_nothing(env: Env,
-                                                                   client: Client) -> None:
-    manager = client("manager_carcassonne")
+                                                                   browsers: Browsers) -> None:
+    manager = browsers("manager_carcassonne")
     listing = manager.get("/admin/sites").text
     assert "CH Carcassonne" in listing
     assert "CH Narbonne" not in listing
@@ -194,8 +161,8 @@ def _post_routes(env: Env) -> list[str]:
     return filled
 
 
-def test_every_form_needs_its_csrf_token(env: Env, client: Client) -> None:
-    admin = client("admin")
+def test_every_form_needs_its_csrf_token(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
     carcassonne = str(env.night.sites["carcassonne"])
     data = {"name": "Forged", "timezone": "Europe/Paris", "ae_title": "FORGED", "kind":
             "region", "modality": "MR", "windows": "every 08:00-18:00", "team_1": "Imadis",
@@ -213,11 +180,11 @@ def test_every_form_needs_its_csrf_token(env: Env, client: Client) -> None:
             answer = admin.post(path, data={**data, "csrf_token": token}, files=files)
             assert answer.status_code == 403, (path, token, answer.status_code)
             assert "page expired" in alert_of(answer.text)
-        anonymous = client(None).post(path, data={**data, "csrf_token": real}, files=files)
+        anonymous = browsers(None).post(path, data={**data, "csrf_token": real}, files=files)
         assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/signin")
     assert counts(env) == before
     # With its token but without the right: refused too.
-    coordinator = client("coordinator")
+    coordinator = browsers("coordinator")
     token = csrf_of(coordinator.get("/").text)
     for path in [p for p in routes if p.startswith("/admin/users")]:
         assert coordinator.post(path, data={**data, "csrf_token": token}).status_code == 403
@@ -233,8 +200,8 @@ def _association(env: Env, calling: str) -> bool:
 
 
 def test_a_device_added_lets_its_scanner_in_and_removed_keeps_it_out(env: Env,
-                                                                     client: Client) -> None:
-    admin = client("admin")
+                                                                     browsers: Browsers) -> None:
+    admin = browsers("admin")
     site_id = env.night.sites["carcassonne"]
     page = admin.get(f"/admin/sites/{site_id}")
     csrf = csrf_of(page.text)
@@ -273,8 +240,8 @@ def test_a_device_added_lets_its_scanner_in_and_removed_keeps_it_out(env: Env,
     assert _association(env, "CT_CARCA")  # the site's other scanner is untouched
 
 
-def test_sites_contracts_teams_and_radiologists_forms(env: Env, client: Client) -> None:
-    admin = client("coordinator")
+def test_sites_contracts_teams_and_radiologists_forms(env: Env, browsers: Browsers) -> None:
+    admin = browsers("coordinator")
     csrf = csrf_of(admin.get("/admin/sites").text)
     # A site, with a bad time zone first.
     before = counts(env)
@@ -363,8 +330,8 @@ def test_sites_contracts_teams_and_radiologists_forms(env: Env, client: Client) 
 
 # --- The roster's week -----------------------------------------------------------------------
 
-def test_the_week_shows_gaps_and_shifts_fill_them(env: Env, client: Client) -> None:
-    coordinator = client("coordinator")
+def test_the_week_shows_gaps_and_shifts_fill_them(env: Env, browsers: Browsers) -> None:
+    coordinator = browsers("coordinator")
     site_id = env.night.sites["carcassonne"]
     path = f"/admin/roster?site_id={site_id}&week={WEEK}"
     week = coordinator.get(path).text
@@ -457,8 +424,8 @@ def test_the_week_shows_gaps_and_shifts_fill_them(env: Env, client: Client) -> N
                      r'<div class="shift"', week, re.S)
 
 
-def test_the_week_defaults_to_the_current_one_and_moves(env: Env, client: Client) -> None:
-    coordinator = client("coordinator")
+def test_the_week_defaults_to_the_current_one_and_moves(env: Env, browsers: Browsers) -> None:
+    coordinator = browsers("coordinator")
     week = coordinator.get("/admin/roster").text  # first site by name: CH Carcassonne
     assert "Duty roster of CH Carcassonne, week of 23/11/2026" in week
     assert 'aria-current="date" class="today">Tue 24/11' in week
@@ -479,8 +446,8 @@ def _sign_in(http: httpx.Client, username: str, password: str = PASSWORD,
                                       "code": code, "csrf_token": csrf_of(page.text)})
 
 
-def test_accounts_are_created_changed_and_closed(env: Env, client: Client) -> None:
-    admin = client("admin")
+def test_accounts_are_created_changed_and_closed(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
     csrf = csrf_of(admin.get("/admin/users").text)
     carcassonne = str(env.night.sites["carcassonne"])
     before = counts(env)
@@ -502,7 +469,7 @@ def test_accounts_are_created_changed_and_closed(env: Env, client: Client) -> No
     listing = admin.get("/admin/users").text
     assert re.search(r'data-username="tech_limoux">.*?Technologist.*?CH Carcassonne', listing,
                      re.S)
-    newcomer = client(None)
+    newcomer = browsers(None)
     assert _sign_in(newcomer, "tech_limoux", "a long enough password").status_code == 303
     home = newcomer.get("/")
     assert home.status_code == 200
@@ -520,10 +487,10 @@ def test_accounts_are_created_changed_and_closed(env: Env, client: Client) -> No
     # Deactivated: the open session ends and signing in fails.
     assert admin.post(f"{user_path}/deactivate", data={"csrf_token": csrf}).status_code == 303
     assert newcomer.get("/").status_code == 303
-    assert _sign_in(client(None), "tech_limoux", "a long enough password").status_code == 401
+    assert _sign_in(browsers(None), "tech_limoux", "a long enough password").status_code == 401
     assert 'id="active">no' in admin.get(user_path).text
     assert admin.post(f"{user_path}/reactivate", data={"csrf_token": csrf}).status_code == 303
-    assert _sign_in(client(None), "tech_limoux", "a long enough password").status_code == 303
+    assert _sign_in(browsers(None), "tech_limoux", "a long enough password").status_code == 303
 
     # An administrator cannot close their own access.
     me = f"/admin/users/{env.night.users['admin']}"
@@ -532,12 +499,12 @@ def test_accounts_are_created_changed_and_closed(env: Env, client: Client) -> No
     assert "your own access" in alert_of(refused.text)
     refused = admin.post(me, data={"csrf_token": csrf, "role": "coordinator"})
     assert refused.status_code == 409
-    assert client("admin").get("/admin/users").status_code == 200
+    assert browsers("admin").get("/admin/users").status_code == 200
 
 
-def test_a_second_factor_reset_forces_a_new_enrolment(env: Env, client: Client) -> None:
-    admin = client("admin")
-    alice_session = client("dr_alice")
+def test_a_second_factor_reset_forces_a_new_enrolment(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
+    alice_session = browsers("dr_alice")
     assert alice_session.get("/").status_code == 200
     path = f"/admin/users/{env.night.users['dr_alice']}"
     csrf = csrf_of(admin.get(path).text)
@@ -545,7 +512,7 @@ def test_a_second_factor_reset_forces_a_new_enrolment(env: Env, client: Client) 
                       data={"csrf_token": csrf}).status_code == 303
     assert 'id="second-factor">to set up at next sign-in' in admin.get(path).text
     assert alice_session.get("/").status_code == 303  # her sessions ended
-    alice = client(None)
+    alice = browsers(None)
     assert _sign_in(alice, "dr_alice").status_code == 303  # the password alone now...
     home = alice.get("/").text
     assert "needs a second factor" in home  # ...opens only the enrolment
@@ -561,31 +528,31 @@ def test_a_second_factor_reset_forces_a_new_enrolment(env: Env, client: Client) 
             env.night.sites["carcassonne"]]
 
 
-def test_the_new_account_of_a_radiologist_must_enrol_first(env: Env, client: Client) -> None:
-    admin = client("admin")
+def test_the_new_account_of_a_radiologist_must_enrol_first(env: Env, browsers: Browsers) -> None:
+    admin = browsers("admin")
     csrf = csrf_of(admin.get("/admin/users").text)
     assert admin.post("/admin/users", data={
         "csrf_token": csrf, "username": "dr_new", "display_name": "Dr New",
         "role": "radiologist", "password": "a long enough password"}).status_code == 303
     assert "to set up at next sign-in" in admin.get("/admin/users").text
-    newcomer = client(None)
+    newcomer = browsers(None)
     assert _sign_in(newcomer, "dr_new", "a long enough password").status_code == 303
     assert "needs a second factor" in newcomer.get("/").text
     # Their code is never a way around it: an enrolled admin still needs theirs.
-    assert _sign_in(client(None), "admin").status_code == 401
-    assert _sign_in(client(None), "admin",
+    assert _sign_in(browsers(None), "admin").status_code == 401
+    assert _sign_in(browsers(None), "admin",
                     code=totp_code("admin", env.clock.now())).status_code == 303
 
 
 # --- The audit trail -------------------------------------------------------------------------
 
 def test_the_audit_search_finds_a_patients_events_and_is_itself_audited(
-        env: Env, client: Client) -> None:
+        env: Env, browsers: Browsers) -> None:
     exam = env.api("er_carcassonne").ok("POST", "/api/requests",
                                         request_body(env, patient_id="PAT777"))
     env.api("coordinator").ok("GET", f"/api/exams/{exam['id']}")
     env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env, patient_id="OTHER"))
-    admin = client("admin")
+    admin = browsers("admin")
 
     found = admin.get("/admin/audit", params={"identifier": "PAT777"})
     assert found.status_code == 200
@@ -627,17 +594,17 @@ def test_the_audit_search_finds_a_patients_events_and_is_itself_audited(
     assert '"n":9}' in unescape(second)
     assert 'href="/admin/audit?actor=bulk_scu&amp;page=1" rel="prev"' in second
     # A coordinator may not read the trail.
-    assert client("coordinator").get("/admin/audit").status_code == 403
+    assert browsers("coordinator").get("/admin/audit").status_code == 403
 
 
-def test_a_tampered_trail_is_reported(env: Env, client: Client) -> None:
+def test_a_tampered_trail_is_reported(env: Env, browsers: Browsers) -> None:
     env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
     with transaction(env.runtime.sessions) as session:
         first = session.scalar(select(func.min(AuditEvent.id)))
         session.execute(update(AuditEvent).where(AuditEvent.id == first)
                         .values(outcome="edited"))
         session.execute(text("SELECT 1"))
-    page = client("admin").get("/admin/audit")
+    page = browsers("admin").get("/admin/audit")
     assert page.status_code == 200
     assert "Audit chain broken (1 problem(s))" in alert_of(page.text)
     assert f"#{first}" in page.text

@@ -28,6 +28,7 @@ from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from telerad.testing.workflow import PASSWORD, totp_code
 from telerad.web.app import create_app
+from tests.integration.page_clients import csrf_of
 from tests.integration.workflow_env import Env, env, request_body
 
 __all__ = ["env"]
@@ -108,12 +109,6 @@ def _fingerprint(env: Env) -> dict[str, str]:
     return digests
 
 
-def _field(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in the page"
-    return match.group(1)
-
-
 @contextmanager
 def _browser(env: Env, username: str | None) -> Iterator[httpx.Client]:
     """A cookie-keeping client, signed in as ``username`` (with its code if it needs one)."""
@@ -129,7 +124,7 @@ def _sign_in(client: httpx.Client, env: Env, username: str) -> None:
     page = client.get("/signin")
     answer = client.post("/signin", data={"username": username, "password": PASSWORD,
                                           "code": totp_code(username, env.clock.now()),
-                                          "csrf_token": _field(page.text, "csrf_token")})
+                                          "csrf_token": csrf_of(page.text)})
     assert answer.status_code == 303, answer.text
 
 
@@ -184,10 +179,10 @@ def test_a_person_without_rights_gets_403_everywhere(env: Env,
     with _browser(env, None) as client:
         page = client.get("/signin")
         assert client.post("/signin", data={"username": "dr_new", "password": PASSWORD,
-                                            "csrf_token": _field(page.text, "csrf_token")}
+                                            "csrf_token": csrf_of(page.text)}
                            ).status_code == 303
         before = _fingerprint(env)
-        csrf = _field(client.get("/").text, "csrf_token")
+        csrf = csrf_of(client.get("/").text)
         tried = 0
         for method, path, form in _page_routes(env):
             if path in PUBLIC | OWN_ACCOUNT:
@@ -205,7 +200,7 @@ def test_another_sites_people_see_and_change_nothing(env: Env, username: str,
                                                      carcassonne_exam: dict[str, str]) -> None:
     with _browser(env, username) as client:
         before = _fingerprint(env)  # signing in counts its code: after that, nothing changes
-        csrf = _field(client.get("/").text, "csrf_token")
+        csrf = csrf_of(client.get("/").text)
         for method, path, form in _page_routes(env):
             if path in PUBLIC | OWN_ACCOUNT:
                 continue

@@ -4,38 +4,28 @@ everywhere — over real HTTP on loopback (httpx keeps the cookies as a browser 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from telerad.testing.workflow import totp_code
+from tests.integration.page_clients import Browsers, browsers, csrf_of
 from tests.integration.workflow_env import Env, env, request_body
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def browser(env: Env) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                      headers={"Accept-Language": "en"}) as client:
-        yield client
-
-
-def _field(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in the page"
-    return match.group(1)
+def browser(browsers: Browsers) -> httpx.Client:
+    return browsers(None)
 
 
 def _sign_in(client: httpx.Client, username: str, password: str = PASSWORD,
              code: str = "") -> httpx.Response:
     page = client.get("/signin")
     return client.post("/signin", data={"username": username, "password": password,
-                                        "code": code, "csrf_token": _field(page.text,
-                                                                           "csrf_token")})
+                                        "code": code, "csrf_token": csrf_of(page.text)})
 
 
 def test_sign_in_sets_a_fresh_httponly_samesite_cookie(env: Env, browser: httpx.Client
@@ -62,9 +52,9 @@ def test_csrf_is_required_for_every_change_made_with_the_cookie(env: Env,
                                             "csrf_token": "forged"})
     assert refused.status_code == 403
     assert "page expired" in refused.text
-    assert _field(page.text, "csrf_token")  # the real one was on the page
+    assert csrf_of(page.text)  # the real one was on the page
     assert _sign_in(browser, "er_carcassonne").status_code == 303
-    csrf = _field(browser.get("/").text, "csrf_token")
+    csrf = csrf_of(browser.get("/").text)
     # The JSON API with the cookie: a change needs the X-CSRF-Token header.
     body = request_body(env)
     assert browser.post("/api/requests", json=body).status_code == 403
@@ -106,14 +96,14 @@ def test_sign_out_everywhere_ends_every_session(env: Env, browser: httpx.Client)
     assert elsewhere.call("GET", "/api/worklist")[0] == 200
     assert _sign_in(browser, "dr_alice",
                     code=totp_code("dr_alice", env.clock.now())).status_code == 303
-    csrf = _field(browser.get("/").text, "csrf_token")
+    csrf = csrf_of(browser.get("/").text)
     assert browser.post("/signout-everywhere", data={"csrf_token": csrf}).status_code == 303
     assert elsewhere.call("GET", "/api/worklist")[0] == 401
     assert browser.get("/").status_code == 303
 
 
-def test_pages_speak_french_by_default(env: Env) -> None:
-    with httpx.Client(base_url=env.server.base_url) as client:
+def test_pages_speak_french_by_default(browsers: Browsers) -> None:
+    with browsers(None, language=None) as client:
         page = client.get("/signin")
     assert '<html lang="fr">' in page.text
     assert "Mot de passe" in page.text
@@ -127,7 +117,7 @@ def test_pages_keep_to_the_callers_site_and_role(env: Env, browser: httpx.Client
     assert "DUPONT" not in page.text
     assert browser.get("/worklist").status_code == 403  # not a radiologist
     assert browser.get("/worklist/events").status_code == 403
-    csrf = _field(browser.get("/").text, "csrf_token")
+    csrf = csrf_of(browser.get("/").text)
     assert browser.post(f"/exams/{exam['id']}/claim",
                         data={"csrf_token": csrf}).status_code == 403
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,41 +18,22 @@ from telerad.audit.models import AuditEvent
 from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from telerad.errors import InvalidInput
-from telerad.httpauth import SESSION_COOKIE
 from telerad.workflow.exams.models import Exam, ExamEvent
 from telerad.workflow.requests import checks
 from telerad.workflow.requests.service import Contraindications, RequestForm, file_request
 from telerad.workflow.sites.models import Urgency
+from tests.integration.page_clients import Browsers, browsers, csrf_of
 from tests.integration.workflow_env import Env, env, request_body
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 
 #: A well-formed INS (NIR 2 58 03 11 069 001, key 73).
 INS = "258031106900173"
 
 
-def _client(env: Env, username: str | None = None, language: str = "en") -> httpx.Client:
-    """A browser of ``username`` (its session opened directly: the second factor of some
-    accounts is another test's subject)."""
-    client = httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                          headers={"Accept-Language": language})
-    if username is not None:
-        token = env.api(username).token
-        assert token
-        client.cookies.set(SESSION_COOKIE, token)
-    return client
-
-
 @pytest.fixture
-def tech(env: Env) -> Iterator[httpx.Client]:
-    with _client(env, "tech_carcassonne") as client:
-        yield client
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no csrf_token in the page"
-    return match.group(1)
+def tech(browsers: Browsers) -> httpx.Client:
+    return browsers("tech_carcassonne")
 
 
 def _exam_count(env: Env) -> int:
@@ -90,8 +70,8 @@ def _unmatched(env: Env, patient_id: str = "LOST1") -> int:
     return int(next(e["id"] for e in exams if e["patient_id"] == patient_id))
 
 
-def test_strangers_go_to_sign_in(env: Env) -> None:
-    with _client(env) as stranger:
+def test_strangers_go_to_sign_in(env: Env, browsers: Browsers) -> None:
+    with browsers(None) as stranger:
         for path in ("/portal", "/portal/requests/new", "/portal/exams/1"):
             assert stranger.get(path).headers["location"] == "/signin", path
         for path in ("/portal/items", "/portal/events", "/portal/exams/1/live",
@@ -112,7 +92,7 @@ def test_every_form_needs_its_csrf_token(env: Env, tech: httpx.Client) -> None:
     unmatched = _unmatched(env)
     page = tech.get(f"/portal/exams/{unmatched}")
     assert page.status_code == 200
-    csrf = _csrf(page.text)
+    csrf = csrf_of(page.text)
     posts = [("/portal/requests", _form(env)),
              (f"/portal/exams/{acquiring['id']}/done", {}),
              (f"/portal/exams/{filed['id']}/cancel", {"reason": "duplicate"}),
@@ -135,7 +115,7 @@ def test_every_form_needs_its_csrf_token(env: Env, tech: httpx.Client) -> None:
         "cancelled")
 
 
-def test_another_sites_staff_see_nothing_of_it(env: Env) -> None:
+def test_another_sites_staff_see_nothing_of_it(env: Env, browsers: Browsers) -> None:
     exam = _validated(env, patient_id="SECRET42")
     env.send(SyntheticStudy(slices=1, rows=16, columns=16, patient_id="SECRET42",
                             accession_number=exam["accession_number"]))
@@ -143,13 +123,13 @@ def test_another_sites_staff_see_nothing_of_it(env: Env) -> None:
     env.api("er_narbonne").ok("POST", "/api/requests", request_body(
         env, site="narbonne", patient_id="NARBO1") | {"patient_name": "MARTIN^PAUL"})
     secrets = ("SECRET42", "DUPONT", "LOST42", "INCONNU", exam["accession_number"])
-    with _client(env, "tech_narbonne") as narbonne:
+    with browsers("tech_narbonne") as narbonne:
         for path in ("/portal", "/portal/items", "/portal?state=todo"):
             page = narbonne.get(path)
             assert page.status_code == 200
             assert "NARBO1" in page.text
             assert not [s for s in secrets if s in page.text], path
-        csrf = _csrf(narbonne.get("/portal/requests/new").text)
+        csrf = csrf_of(narbonne.get("/portal/requests/new").text)
         for exam_id in (exam["id"], unmatched):
             for path in (f"/portal/exams/{exam_id}", f"/portal/exams/{exam_id}/live"):
                 page = narbonne.get(path)
@@ -175,9 +155,10 @@ def test_another_sites_staff_see_nothing_of_it(env: Env) -> None:
 
 
 @pytest.mark.parametrize("username", ["dr_alice", "admin", "coordinator"])
-def test_people_outside_the_hospital_get_a_clear_403(env: Env, username: str) -> None:
+def test_people_outside_the_hospital_get_a_clear_403(env: Env, browsers: Browsers,
+                                                     username: str) -> None:
     exam = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
-    with _client(env, username) as client:
+    with browsers(username) as client:
         for path in ("/portal", "/portal/requests/new", f"/portal/exams/{exam['id']}"):
             page = client.get(path)
             assert page.status_code == 403, path
@@ -186,7 +167,7 @@ def test_people_outside_the_hospital_get_a_clear_403(env: Env, username: str) ->
             assert "DUPONT" not in page.text
         for path in ("/portal/items", "/portal/events"):
             assert client.get(path).status_code == 403
-        csrf = _csrf(client.get("/").text)
+        csrf = csrf_of(client.get("/").text)
         assert client.post("/portal/requests",
                            data=_form(env) | {"csrf_token": csrf}).status_code == 403
         assert client.post(f"/portal/exams/{exam['id']}/cancel",
@@ -194,15 +175,15 @@ def test_people_outside_the_hospital_get_a_clear_403(env: Env, username: str) ->
     assert _exam_count(env) == 1
 
 
-def test_the_site_manager_follows_exams_but_files_none(env: Env) -> None:
+def test_the_site_manager_follows_exams_but_files_none(env: Env, browsers: Browsers) -> None:
     env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
-    with _client(env, "manager_carcassonne") as manager:
+    with browsers("manager_carcassonne") as manager:
         page = manager.get("/portal")
         assert page.status_code == 200
         assert "DUPONT MARIE" in page.text
         assert "/portal/requests/new" not in page.text
         assert manager.get("/portal/requests/new").status_code == 403
-        csrf = _csrf(manager.get("/").text)
+        csrf = csrf_of(manager.get("/").text)
         assert manager.post("/portal/requests",
                             data=_form(env) | {"csrf_token": csrf}).status_code == 403
     assert _exam_count(env) == 1
@@ -210,7 +191,7 @@ def test_the_site_manager_follows_exams_but_files_none(env: Env) -> None:
 
 def test_a_bad_form_changes_nothing_and_says_why_beside_each_field(env: Env,
                                                                    tech: httpx.Client) -> None:
-    csrf = _csrf(tech.get("/portal/requests/new").text)
+    csrf = csrf_of(tech.get("/portal/requests/new").text)
     bad = _form(env, patient_family_name=" ", clinical_question="", egfr="250",
                 urgency="", patient_birth_date="12/03/1958", ins="258031106900174",
                 exam_asked="CT abdomen with contrast", pregnancy="possible",
@@ -245,9 +226,9 @@ def test_a_bad_form_changes_nothing_and_says_why_beside_each_field(env: Env,
     assert _exam_count(env) == before
 
 
-def test_the_form_speaks_french_by_default(env: Env) -> None:
-    with _client(env, "er_carcassonne", language="") as client:
-        csrf = _csrf(client.get("/portal/requests/new").text)
+def test_the_form_speaks_french_by_default(env: Env, browsers: Browsers) -> None:
+    with browsers("er_carcassonne", language="") as client:
+        csrf = csrf_of(client.get("/portal/requests/new").text)
         page = client.post("/portal/requests", data=_form(env, clinical_question="") | {
             "csrf_token": csrf})
     assert '<html lang="fr">' in page.text
@@ -257,7 +238,7 @@ def test_the_form_speaks_french_by_default(env: Env) -> None:
 
 def test_a_good_form_files_the_request_and_opens_its_page(env: Env,
                                                           tech: httpx.Client) -> None:
-    csrf = _csrf(tech.get("/portal/requests/new").text)
+    csrf = csrf_of(tech.get("/portal/requests/new").text)
     answer = tech.post("/portal/requests", data=_form(env, contrast_allergy="yes",
                                                        egfr="42,5") | {"csrf_token": csrf})
     assert answer.status_code == 303
@@ -284,7 +265,7 @@ def test_a_good_form_files_the_request_and_opens_its_page(env: Env,
 def test_actions_answer_with_a_message_when_they_cannot_be_done(env: Env,
                                                                 tech: httpx.Client) -> None:
     filed = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
-    csrf = _csrf(tech.get(f"/portal/exams/{filed['id']}").text)
+    csrf = csrf_of(tech.get(f"/portal/exams/{filed['id']}").text)
     cases = [("done", {}, "error=state", "this can no longer be done"),
              ("cancel", {"reason": " "}, "error=reason", "Give the reason."),
              ("reconcile", {"reject_reason": "x"}, "error=reconcile",
@@ -313,7 +294,7 @@ def test_unmatched_study_attached_or_rejected_through_the_page(env: Env,
     assert "Unmatched studies" in portal
     assert f'href="/portal/exams/{first}"' in portal
     page = tech.get(f"/portal/exams/{first}")
-    csrf = _csrf(page.text)
+    csrf = csrf_of(page.text)
     assert f'<option value="{waiting["id"]}">' in page.text  # the site's validated request
     # Attaching to another site's request is refused like any unknown request.
     answer = tech.post(f"/portal/exams/{first}/reconcile",
@@ -391,7 +372,7 @@ def test_clocks_in_the_sites_time_and_late_ones_marked(env: Env, tech: httpx.Cli
     exam = _validated(env, patient_id="PAT005")
     env.send(SyntheticStudy(slices=1, rows=16, columns=16, patient_id="PAT005",
                             accession_number=exam["accession_number"]))
-    csrf = _csrf(tech.get(f"/portal/exams/{exam['id']}").text)
+    csrf = csrf_of(tech.get(f"/portal/exams/{exam['id']}").text)
     answer = tech.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": csrf})
     assert answer.headers["location"] == f"/portal/exams/{exam['id']}?notice=done"
     # Ready at 20:00 in Carcassonne (19:00 UTC): an urgent report is due at 21:00 there.
@@ -413,7 +394,7 @@ def test_clocks_in_the_sites_time_and_late_ones_marked(env: Env, tech: httpx.Cli
 
 
 def test_a_stroke_alert_read_from_its_first_image_can_still_be_marked_done(
-        env: Env, tech: httpx.Client) -> None:
+        env: Env, tech: httpx.Client, browsers: Browsers) -> None:
     exam = env.api("er_carcassonne").ok("POST", "/api/requests",
                                         request_body(env, urgency="stroke_alert"))
     exam = env.api("dr_alice").ok("POST", f"/api/requests/{exam['id']}/decision",
@@ -424,16 +405,16 @@ def test_a_stroke_alert_read_from_its_first_image_can_still_be_marked_done(
     assert "Ready, waiting for a radiologist" in page
     assert "stroke alert: read from the first image" in page
     assert "Acquisition done</button>" in page
-    tech.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": _csrf(page)})
+    tech.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": csrf_of(page)})
     after = env.api("tech_carcassonne").ok("GET", f"/api/exams/{exam['id']}")
     assert (after["state"], after["timeline"][-1]["kind"]) == ("ready", "acquisition_done")
     # A filed request has no acquisition to end: no such button.
     filed = env.api("er_carcassonne").ok("POST", "/api/requests", request_body(env))
     assert "Acquisition done</button>" not in tech.get(f"/portal/exams/{filed['id']}").text
     # The requesting physician follows it but acquires nothing.
-    with _client(env, "er_carcassonne") as er:
+    with browsers("er_carcassonne") as er:
         page = er.get(f"/portal/exams/{exam['id']}").text
         assert "Acquisition done</button>" not in page
-        answer = er.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": _csrf(page)})
+        answer = er.post(f"/portal/exams/{exam['id']}/done", data={"csrf_token": csrf_of(page)})
         assert answer.status_code == 403
         assert "Your account may not open this page." in answer.text

@@ -8,57 +8,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
-from html import unescape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-import pytest
 from sqlalchemy import func, select
 
 from telerad.audit.models import AuditEvent
 from telerad.auth.models import User
 from telerad.auth.users import actor_for
 from telerad.db import transaction
-from telerad.httpauth import SESSION_COOKIE
 from telerad.reporting.models import CriticalFinding
 from telerad.web.portal.exam import _exam_digest
 from telerad.web.portal.report import signer_label
+from tests.integration.page_clients import Browsers, browsers, csrf_of, text_of
 from tests.integration.workflow_env import Env, env, ready_exam
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 PARIS = ZoneInfo("Europe/Paris")
 CONCLUSION = "Hématome sous-dural aigu droit de 8 mm.\nPas d'effet de masse."
 DRAFT = "Brouillon d'addendum jamais signé"
-
-
-@pytest.fixture
-def browser(env: Env) -> Iterator[Any]:
-    """httpx clients signed in as a seeded account (a session opened directly)."""
-    opened: list[httpx.Client] = []
-
-    def make(username: str) -> httpx.Client:
-        client = httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                              headers={"Accept-Language": "en"})
-        client.cookies.set(SESSION_COOKIE, env.api(username).token or "")
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.close()
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no csrf_token in the page"
-    return match.group(1)
-
-
-def _text(html: str) -> str:
-    """The page as read: tags out, entities decoded, spaces collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def _claimed(env: Env) -> dict[str, Any]:
@@ -98,12 +66,12 @@ def _audited(env: Env, what: str) -> list[AuditEvent]:
                 if what in e.detail]
 
 
-def test_the_portal_shows_the_signed_versions_never_the_draft(env: Env, browser: Any) -> None:
+def test_the_portal_shows_the_signed_versions_never_the_draft(env: Env, browsers: Browsers) -> None:
     exam, preliminary, final = _signed(env)
-    er = browser("er_carcassonne")
+    er = browsers("er_carcassonne")
     page = er.get(f"/portal/exams/{exam['id']}")
     assert page.status_code == 200
-    text = _text(page.text)
+    text = text_of(page.text)
     # Newest first: the final, then the preliminary, each with its kind, signer and time.
     kinds = re.findall(r'class="report-version" id="report-version-(\d+)" data-kind="(\w+)"',
                        page.text)
@@ -132,10 +100,10 @@ def test_the_portal_shows_the_signed_versions_never_the_draft(env: Env, browser:
     assert json.loads(reads[-1].detail)["exam_ids"] == [exam["id"]]
 
 
-def test_the_live_fragment_and_its_digest_follow_the_report(env: Env, browser: Any) -> None:
+def test_the_live_fragment_and_its_digest_follow_the_report(env: Env, browsers: Browsers) -> None:
     exam = _claimed(env)
-    er = browser("er_carcassonne")
-    assert "No report yet" in _text(er.get(f"/portal/exams/{exam['id']}/live").text)
+    er = browsers("er_carcassonne")
+    assert "No report yet" in text_of(er.get(f"/portal/exams/{exam['id']}/live").text)
 
     def digest() -> object:
         with transaction(env.runtime.sessions, readonly=True) as session:
@@ -152,22 +120,22 @@ def test_the_live_fragment_and_its_digest_follow_the_report(env: Env, browser: A
     assert digest() != before, "a signed report wakes the page"
     fragment = er.get(f"/portal/exams/{exam['id']}/live").text
     assert 'data-kind="final"' in fragment
-    assert "Critical finding phoned" in _text(fragment)  # the timeline, in words
+    assert "Critical finding phoned" in text_of(fragment)  # the timeline, in words
 
 
-def test_another_sites_staff_get_404_and_see_nothing(env: Env, browser: Any) -> None:
+def test_another_sites_staff_get_404_and_see_nothing(env: Env, browsers: Browsers) -> None:
     exam, _preliminary, final = _signed(env)
     finding = _declared(env, exam["id"])
     for username in ("er_narbonne", "tech_narbonne"):
-        client = browser(username)
+        client = browsers(username)
         for path in (f"/portal/exams/{exam['id']}", f"/portal/exams/{exam['id']}/live"):
             answer = client.get(path)
             assert answer.status_code == 404, (username, path)
             assert "Hématome" not in answer.text
             assert "DUPONT" not in answer.text
         assert client.get(final["pdf_url"]).status_code == 404
-    narbonne = browser("er_narbonne")
-    csrf = _csrf(narbonne.get("/").text)
+    narbonne = browsers("er_narbonne")
+    csrf = csrf_of(narbonne.get("/").text)
     answer = narbonne.post(f"/portal/exams/{exam['id']}/critical/acknowledge",
                            data={"csrf_token": csrf, "finding_id": str(finding["id"])})
     assert answer.status_code == 404
@@ -175,25 +143,25 @@ def test_another_sites_staff_get_404_and_see_nothing(env: Env, browser: Any) -> 
         assert session.get(CriticalFinding, finding["id"]).acknowledged_at is None
 
 
-def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: Any) -> None:
+def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browsers: Browsers) -> None:
     exam = _claimed(env)
     finding = _declared(env, exam["id"])
-    er = browser("er_carcassonne")
+    er = browsers("er_carcassonne")
     path = f"/portal/exams/{exam['id']}"
     page = er.get(path).text
     # Highlighted at the top, in words; the call as recorded; the form to acknowledge it.
     alert = re.search(r'<div id="critical-alert"[^>]*role="alert"[^>]*>(.*?)</div>', page, re.S)
     assert alert
-    assert "Hématome sous-dural aigu" in _text(alert.group(1))
+    assert "Hématome sous-dural aigu" in text_of(alert.group(1))
     assert page.index('id="critical-alert"') < page.index('id="exam-request"')
-    text = _text(page)
+    text = text_of(page)
     assert "Dr Garnier (urgences)" in text
     assert "+33 4 68 24 24 24" in text
     assert "Not acknowledged:" in text
     assert f'name="finding_id" value="{finding["id"]}"' in page
-    csrf = _csrf(page)
+    csrf = csrf_of(page)
     # The portal's list marks the exam until it is acknowledged.
-    assert "Critical finding to acknowledge" in _text(er.get("/portal").text)
+    assert "Critical finding to acknowledge" in text_of(er.get("/portal").text)
 
     forged = er.post(f"{path}/critical/acknowledge",
                      data={"csrf_token": "forged", "finding_id": str(finding["id"])})
@@ -207,14 +175,14 @@ def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: 
     assert (done.status_code, done.headers["location"]) == (
         303, f"{path}?notice=acknowledged#exam-critical")
     after = er.get(f"{path}?notice=acknowledged")
-    text = _text(after.text)
+    text = text_of(after.text)
     assert "Critical finding acknowledged: the radiologist sees it." in text
     assert "Acknowledged on" in text
     assert "by er_carcassonne" in text
     assert "Neurochirurgien prévenu" in text
     assert 'id="critical-alert"' not in after.text
     assert "/critical/acknowledge" not in after.text  # no form any more
-    assert "Critical finding to acknowledge" not in _text(er.get("/portal").text)
+    assert "Critical finding to acknowledge" not in text_of(er.get("/portal").text)
     with transaction(env.runtime.sessions, readonly=True) as session:
         row = session.get(CriticalFinding, finding["id"])
         assert row.acknowledged_at is not None
@@ -231,7 +199,7 @@ def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: 
     again = er.post(f"{path}/critical/acknowledge",
                     data={"csrf_token": csrf, "finding_id": str(finding["id"])})
     assert again.headers["location"] == f"{path}?error=acknowledged#exam-critical"
-    assert "already acknowledged" in _text(er.get(f"{path}?error=acknowledged").text)
+    assert "already acknowledged" in text_of(er.get(f"{path}?error=acknowledged").text)
     assert len(_audited(env, "critical finding acknowledged")) == 1
     with transaction(env.runtime.sessions, readonly=True) as session:
         assert session.get(CriticalFinding, finding["id"]).acknowledged_at == acknowledged_at
@@ -241,25 +209,25 @@ def test_a_critical_finding_is_acknowledged_once_and_audited(env: Env, browser: 
     assert other.status_code == 404
 
 
-def test_without_the_permission_no_button_and_403(env: Env, browser: Any) -> None:
+def test_without_the_permission_no_button_and_403(env: Env, browsers: Browsers) -> None:
     exam = _claimed(env)
     finding = _declared(env, exam["id"])
-    tech = browser("tech_carcassonne")  # a technologist: no CRITICAL_ACKNOWLEDGE
+    tech = browsers("tech_carcassonne")  # a technologist: no CRITICAL_ACKNOWLEDGE
     page = tech.get(f"/portal/exams/{exam['id']}").text
-    assert "Hématome sous-dural aigu" in _text(page)  # they see it, highlighted
+    assert "Hématome sous-dural aigu" in text_of(page)  # they see it, highlighted
     assert 'id="critical-alert"' in page
     assert "/critical/acknowledge" not in page
     assert 'name="finding_id"' not in page
     updates = _updates(env)
     answer = tech.post(f"/portal/exams/{exam['id']}/critical/acknowledge",
-                       data={"csrf_token": _csrf(tech.get("/").text),
+                       data={"csrf_token": csrf_of(tech.get("/").text),
                              "finding_id": str(finding["id"])})
     assert answer.status_code == 403
     assert _updates(env) == updates
     with transaction(env.runtime.sessions, readonly=True) as session:
         assert session.get(CriticalFinding, finding["id"]).acknowledged_at is None
     # The site manager may acknowledge (the role allows it).
-    manager = browser("manager_carcassonne")
+    manager = browsers("manager_carcassonne")
     page = manager.get(f"/portal/exams/{exam['id']}").text
     assert f'name="finding_id" value="{finding["id"]}"' in page
 

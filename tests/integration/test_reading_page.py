@@ -8,17 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from telerad.httpauth import SESSION_COOKIE
+from tests.integration.page_clients import Browsers, browsers
 from tests.integration.workflow_env import Env, env, ready_exam
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 
 
 @pytest.fixture
@@ -29,20 +28,9 @@ def exam(env: Env) -> dict[str, Any]:
     return exam
 
 
-def _browser(env: Env, username: str | None) -> httpx.Client:
-    client = httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                          headers={"Accept-Language": "en"})
-    if username is not None:
-        token = env.api(username).token
-        assert token
-        client.cookies.set(SESSION_COOKIE, token)
-    return client
-
-
 @pytest.fixture
-def alice(env: Env) -> Iterator[httpx.Client]:
-    with _browser(env, "dr_alice") as client:
-        yield client
+def alice(browsers: Browsers) -> httpx.Client:
+    return browsers("dr_alice")
 
 
 def _shown(page: httpx.Response) -> str:
@@ -138,8 +126,9 @@ def test_the_page_shows_the_signed_versions_and_the_calls(env: Env, exam: dict[s
     assert "Version 2 — Final" in _shown(page)
 
 
-def test_another_radiologist_of_the_site_reads_only(env: Env, exam: dict[str, Any]) -> None:
-    with _browser(env, "dr_emma") as emma:
+def test_another_radiologist_of_the_site_reads_only(browsers: Browsers,
+                                                    exam: dict[str, Any]) -> None:
+    with browsers("dr_emma") as emma:
         page = emma.get(f"/exams/{exam['id']}/read")
     assert page.status_code == 200
     assert "Another radiologist reads this exam" in _shown(page)
@@ -165,22 +154,22 @@ def test_a_ready_exam_offers_the_claim(env: Env, alice: httpx.Client) -> None:
     assert f'href="/exams/{exam["id"]}/read"' in alice.get(f"/exams/{exam['id']}").text
 
 
-def test_other_sites_and_strangers_see_nothing(env: Env, exam: dict[str, Any]) -> None:
+def test_other_sites_and_strangers_see_nothing(browsers: Browsers, exam: dict[str, Any]) -> None:
     for path in (f"/exams/{exam['id']}/read", f"/exams/{exam['id']}/read/parts"):
-        with _browser(env, "dr_david") as david:  # a radiologist of Narbonne only
+        with browsers("dr_david") as david:  # a radiologist of Narbonne only
             answer = david.get(path)
         assert answer.status_code == 404, path
         assert "DUPONT" not in answer.text
-        with _browser(env, "er_carcassonne") as doctor:  # not a radiologist
+        with browsers("er_carcassonne") as doctor:  # not a radiologist
             assert doctor.get(path).status_code == 403, path
-    with _browser(env, None) as stranger:
+    with browsers(None) as stranger:
         answer = stranger.get(f"/exams/{exam['id']}/read")
         assert (answer.status_code, answer.headers["location"]) == (303, "/signin")
         assert stranger.get(f"/exams/{exam['id']}/read/parts").status_code == 401
 
 
-def test_the_page_speaks_french_by_default(env: Env, exam: dict[str, Any]) -> None:
-    with _browser(env, "dr_alice") as alice:
+def test_the_page_speaks_french_by_default(browsers: Browsers, exam: dict[str, Any]) -> None:
+    with browsers("dr_alice") as alice:
         page = alice.get(f"/exams/{exam['id']}/read", headers={"Accept-Language": "fr"})
     text = _shown(page)
     assert "Signer le compte rendu définitif" in text

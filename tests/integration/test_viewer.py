@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,9 +28,10 @@ from telerad.db import transaction
 from telerad.dicom.synthetic import SyntheticStudy
 from telerad.httpauth import SESSION_COOKIE
 from telerad.web.viewer import IMMUTABLE, app_config_script, rewrite, safe_path, viewer_url
+from tests.integration.page_clients import Browsers, browsers
 from tests.integration.workflow_env import Env, env
 
-__all__ = ["env"]
+__all__ = ["browsers", "env"]
 
 BUNDLE = "app.bundle.0f6159c501addfe9.js"
 #: What OHIF's build writes, in miniature: every kind of reference to the site's root.
@@ -69,19 +69,15 @@ def settings(settings: Settings, viewer_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def browser(env: Env) -> Iterator[httpx.Client]:
-    """dr_alice's browser: her session cookie, no bearer token, no redirects followed."""
-    token = env.api("dr_alice").token
-    assert token is not None
-    with httpx.Client(base_url=env.server.base_url, follow_redirects=False,
-                      cookies={SESSION_COOKIE: token}) as client:
-        yield client
+def browser(browsers: Browsers) -> httpx.Client:
+    """dr_alice's browser: her session cookie, no bearer token, no redirects followed, no
+    Accept-Language."""
+    return browsers("dr_alice", language=None)
 
 
 @pytest.fixture
-def stranger(env: Env) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=env.server.base_url, follow_redirects=False) as client:
-        yield client
+def stranger(browsers: Browsers) -> httpx.Client:
+    return browsers(None, language=None)
 
 
 # -- who may open it ------------------------------------------------------------------------
@@ -95,10 +91,9 @@ def test_strangers_are_sent_to_sign_in(stranger: httpx.Client) -> None:
         assert answer.headers["location"] == "/signin"
 
 
-def test_an_account_without_archive_access_is_refused(env: Env) -> None:
+def test_an_account_without_archive_access_is_refused(browsers: Browsers) -> None:
     """The administrator manages accounts but reads no images."""
-    with httpx.Client(base_url=env.server.base_url,
-                      cookies={SESSION_COOKIE: env.api("admin").token or ""}) as client:
+    with browsers("admin", language=None) as client:
         assert client.get("/viewer/viewer").status_code == 403
         assert client.get("/viewer/app-config.js").status_code == 403
 

@@ -12,6 +12,7 @@ second-factor codes outside of one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from telerad.auth.models import Role, User
 from telerad.auth.second_factor import REQUIRED_FOR, enrol_secret
-from telerad.auth.users import create_user
+from telerad.auth.users import create_user, hash_password
 from telerad.cli.common import open_runtime
 from telerad.db import transaction
 from telerad.errors import InvalidInput
@@ -242,13 +243,20 @@ def _user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
+@functools.cache
+def _password_hash() -> str:
+    """The demo's one password, hashed once for all its accounts."""
+    return hash_password(PASSWORD)
+
+
 def _account(session: Session, *, username: str, display_name: str, role: Role,
              site_ids: list[int], now: dt.datetime) -> tuple[User, bool]:
     user = _user(session, username)
     if user is not None:
         return user, False
     user = create_user(session, username=username, display_name=display_name, role=role,
-                       password=PASSWORD, site_ids=site_ids, now=now)
+                       password=PASSWORD, password_hash=_password_hash(), site_ids=site_ids,
+                       now=now)
     if role in REQUIRED_FOR:
         # A fresh secret per account and per data directory: printed with the sign-ins,
         # and what `telerad demo-code` computes the current code from.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import threading
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from telerad import jobs
 from telerad.auth.models import Role, User
 from telerad.auth.second_factor import REQUIRED_FOR, enrol_secret
-from telerad.auth.users import create_user, open_session
+from telerad.auth.users import create_user, hash_password, open_session
 from telerad.db import transaction
 from telerad.gateway.dicom import DicomGateway
 from telerad.runtime import Runtime
@@ -38,6 +39,12 @@ from telerad.workflow.sites.service import add_site
 
 PARIS = ZoneInfo("Europe/Paris")
 PASSWORD = "correct horse battery"
+
+
+@functools.cache
+def password_hash() -> str:
+    """:data:`PASSWORD` hashed once for every seeded account (a world seeds 13)."""
+    return hash_password(PASSWORD)
 #: A Tuesday evening in Carcassonne: the night's coverage (18:30-08:00) is running.
 EVENING = dt.datetime(2026, 11, 24, 20, 0, tzinfo=PARIS)
 
@@ -109,13 +116,14 @@ def seed_night(runtime: Runtime, *, night_of: dt.date | None = None) -> Night:
                          team_names=["Imadis", "Occitanie"])
         for username, role, sites in STAFF:
             user = create_user(session, username=username, display_name=username, role=role,
-                               password=PASSWORD, site_ids=[night.sites[s] for s in sites],
-                               now=now)
+                               password=PASSWORD, password_hash=password_hash(),
+                               site_ids=[night.sites[s] for s in sites], now=now)
             _enrol_if_required(user, now)
             night.users[username] = user.id
         for username, name, sites, subspecialties, team, backup in RADIOLOGISTS:
             user = create_user(session, username=username, display_name=name,
-                               role=Role.RADIOLOGIST, password=PASSWORD, site_ids=[], now=now)
+                               role=Role.RADIOLOGIST, password=PASSWORD,
+                               password_hash=password_hash(), site_ids=[], now=now)
             _enrol_if_required(user, now)
             night.users[username] = user.id
             radiologist = add_radiologist(session, name=name, username=username, now=now,
