@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from io import BytesIO
 from typing import Any
 
 import pytest
+from pydicom import dcmread
 from sqlalchemy import select
 
+from telerad.archive.models import Instance
 from telerad.db import transaction
 from telerad.delivery import service as delivery
 from telerad.delivery.channels import Address, Outcome, Outgoing, Verdict
@@ -30,6 +33,7 @@ class FakePeer:
     def __init__(self) -> None:
         self.verdict = Verdict.ACKNOWLEDGED
         self.got: list[tuple[str, str]] = []
+        self.payloads: list[bytes] = []
 
     def send(self, address: Address, documents: Sequence[Outgoing]) -> list[Outcome]:
         outcomes = []
@@ -38,6 +42,7 @@ class FakePeer:
                 return [Outcome(delivery_id=doc.delivery_id, verdict=Verdict.RETRY,
                                 answer="connection refused")]
             self.got.append((address.host, doc.document))
+            self.payloads.append(doc.payload)
             outcomes.append(Outcome(delivery_id=doc.delivery_id, verdict=self.verdict,
                                     answer="AA" if self.verdict is Verdict.ACKNOWLEDGED
                                     else "AE: 101"))
@@ -138,6 +143,18 @@ def test_report_from_template_to_final_and_addendum(env: Env) -> None:
         pass
     assert [d for h, d in peer.got if h == "ris.example"] == ["ORU^R01"] * 3
     assert [d for h, d in peer.got if h == "pacs.example"] == ["SR", "PDF"] * 3
+    # The SR is in the exam's study and names the images it was read from as evidence.
+    sr = dcmread(BytesIO(next(p for (_h, d), p in zip(peer.got, peer.payloads, strict=True)
+                              if d == "SR")))
+    assert sr.StudyInstanceUID == exam["study_instance_uid"]
+    evidence = [item.ReferencedSOPInstanceUID
+                for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence
+                for item in series.ReferencedSOPSequence]
+    with transaction(env.runtime.sessions) as session:
+        images = session.scalars(select(Instance.sop_instance_uid)).all()
+    assert sorted(evidence) == sorted(images)
+    assert len(images) == 2
     assert env.api("er_carcassonne").ok("GET", f"/api/exams/{exam['id']}")["state"] == \
         "delivered"
     assert _deliver(env, peer) == 0, "nothing acknowledged is sent twice"

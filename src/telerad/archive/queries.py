@@ -125,6 +125,22 @@ def _instances_of(
     return rows
 
 
+def instance_uids(session: Session, *, scope: Scope, study_instance_uid: str
+                  ) -> list[tuple[str, str, str]]:
+    """(SeriesInstanceUID, SOPInstanceUID, SOPClassUID) of every instance of a visible
+    study, in order; empty when the archive holds none of it."""
+    try:
+        rows = _instances_of(
+            session, (Series.series_instance_uid, Instance.sop_instance_uid,
+                      Instance.sop_class_uid),
+            scope=scope, study_instance_uid=study_instance_uid, series_instance_uid=None,
+            sop_instance_uid=None)
+    except NotFound:
+        return []
+    return [(str(row.series_instance_uid), str(row.sop_instance_uid), str(row.sop_class_uid))
+            for row in rows]
+
+
 def instance_locations(
     session: Session, *, scope: Scope, study_instance_uid: str,
     series_instance_uid: str | None = None, sop_instance_uid: str | None = None,

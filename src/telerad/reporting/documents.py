@@ -16,6 +16,8 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from telerad.archive.queries import instance_uids
+from telerad.auth.service import Permission, Scope
 from telerad.delivery.models import ChannelKind, Endpoint
 from telerad.delivery.outbox import Document, endpoints
 from telerad.dicom import reports as dicom_reports
@@ -98,13 +100,22 @@ def build(session: Session, *, exam: Exam, report: Report, version: ReportVersio
         addenda=tuple(Addendum(number=a.number, text=a.text, signer_name=a.signer_name,
                                signed_at=a.signed_at, content_sha256=a.content_sha256)
                       for a in addenda)))
+    # The images the report was read from: the SR's evidence (PS3.3 C.17.2.3), read with
+    # the exam's own site as the only scope.
+    site_scope = Scope(permissions=frozenset({Permission.ARCHIVE_READ}),
+                       site_ids=frozenset({exam.site_id}))
+    evidence = tuple(dicom_reports.InstanceReference(
+        series_instance_uid=series, sop_instance_uid=sop, sop_class_uid=sop_class)
+        for series, sop, sop_class in (instance_uids(
+            session, scope=site_scope, study_instance_uid=exam.study_instance_uid)
+            if exam.study_instance_uid else []))
     release = _Release(
         exam=exam, site=site, version=version, body=body, kind=kind, title=template.title,
         sections=sections + tuple((f"Addendum {a.number}", a.text) for a in addenda),
         text=body.text + "".join(
             f"\n\nADDENDUM {a.number} ({a.signer_name.replace('^', ' ')}, "
             f"{a.signed_at:%Y-%m-%d %H:%M} UTC)\n{a.text}" for a in addenda),
-        pdf=pdf, critical=bool(findings))
+        pdf=pdf, critical=bool(findings), evidence=evidence)
     deliveries: list[Document] = []
     for endpoint in endpoints(session, site.id):
         if endpoint.channel == ChannelKind.HL7_MLLP:
@@ -130,6 +141,7 @@ class _Release:
     text: str
     pdf: bytes
     critical: bool
+    evidence: tuple[dicom_reports.InstanceReference, ...]
 
 
 def _oru(r: _Release, endpoint: Endpoint) -> Document:
@@ -175,7 +187,7 @@ def _dicom(r: _Release, endpoint: Endpoint) -> list[Document]:
         study, content, series_instance_uid=uid(study_uid, "sr-series"),
         sop_instance_uid=sr_uid, instance_number=number,
         predecessor_sop_instance_uid=uid(study_uid, "sr", str(number - 1)) if number > 1
-        else None)
+        else None, evidence=r.evidence)
     pdf_uid = uid(study_uid, "pdf", str(number))
     encapsulated = dicom_reports.encapsulated_pdf(
         study, pdf=r.pdf, title=r.title, signed_at=r.version.signed_at,
