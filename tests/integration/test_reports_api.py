@@ -6,6 +6,7 @@ test_delivery_peers.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
@@ -259,3 +260,26 @@ def test_nothing_is_released_before_a_report_exists(env: Env, kind: str) -> None
     status, _ = env.api("dr_alice").call("POST", f"/api/exams/{exam['id']}/report/release",
                                          {"kind": kind})
     assert status == 404
+
+
+def test_saves_from_the_same_revision_at_once_one_wins(env: Env) -> None:
+    exam = _claimed(env)
+    alice = env.api("dr_alice")
+    base = f"/api/exams/{exam['id']}/report"
+    report = alice.ok("POST", base)
+    statuses: list[int] = []
+
+    def save(n: int) -> None:
+        content = dict(report["draft"], conclusion=f"version {n}")
+        statuses.append(alice.call("PUT", f"{base}/draft", {
+            "content": content, "base_revision": report["revision"]})[0])
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [409] * 5
+    saved = alice.ok("GET", base)
+    assert saved["revision"] == report["revision"] + 1
+    assert saved["draft"]["conclusion"].startswith("version ")

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from telerad.delivery import outbox
@@ -135,12 +135,16 @@ def save_draft(session: Session, exam: Exam, report: Report, *, content: Mapping
         found = problems(template_of(report), content, signing=False)
         if found:
             raise InvalidInput("; ".join(f"{field}: {code}" for field, code in found.items()))
-    if base_revision != report.revision:
+    # One conditional UPDATE (as a claim): of two saves from the same revision, one wins.
+    saved = session.execute(
+        update(Report).where(Report.id == report.id, Report.revision == base_revision)
+        .values(draft=json.dumps(dict(content)), revision=Report.revision + 1, updated_at=now)
+        .execution_options(synchronize_session=False))
+    assert isinstance(saved, CursorResult)
+    session.refresh(report)
+    if saved.rowcount != 1:
         raise DraftConflict(f"the draft is at revision {report.revision}, not {base_revision}: "
                             "reload it")
-    report.draft = json.dumps(dict(content))
-    report.revision += 1
-    report.updated_at = now
     return report
 
 

@@ -116,13 +116,16 @@ def _changed(session: Session, request: Request, actor: Actor, exam: Exam, *, wh
 
 @contextmanager
 def changing_exam(request: Request, actor: Actor, exam_id: int, *, permission: Permission,
-              what: str) -> Iterator[tuple[Session, Exam, dt.datetime]]:
-    """One change of one exam the actor may see, in one transaction with its audit event."""
+                  what: str, lock: bool = False) -> Iterator[tuple[Session, Exam, dt.datetime]]:
+    """One change of one exam the actor may see, in one transaction with its audit event.
+    ``lock``: the exam's row is locked (FOR UPDATE on PostgreSQL) until the commit, so that
+    two changes that read then write its dependents (a report's release) run one after the
+    other."""
     actor.scope.require(permission)
     runtime = runtime_of(request)
     now = runtime.clock.now()
     with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+        exam = get_exam(session, scope=actor.scope, exam_id=exam_id, for_update=lock)
         yield session, exam, now
         _changed(session, request, actor, exam, what=what, now=now)
 

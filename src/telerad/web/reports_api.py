@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from telerad.audit.service import Action, record, who_for
+from telerad.audit.service import Action, who_for
 from telerad.auth.service import Actor, Permission
 from telerad.db import transaction
 from telerad.errors import InvalidInput, NotFound
@@ -26,6 +26,7 @@ from telerad.reporting import catalogue, critical
 from telerad.reporting import service as reports
 from telerad.reporting.models import CriticalFinding, Report, VersionKind
 from telerad.reporting.templates import template_json
+from telerad.web.exams_api import changing_exam
 from telerad.workflow.assignments import service as assignments
 from telerad.workflow.exams.models import Exam
 from telerad.workflow.exams.queries import get_exam
@@ -121,25 +122,26 @@ def finding_out(session: Session, finding: CriticalFinding) -> FindingOut:
                for c in critical.calls_of(session, finding)])
 
 
-def _audit(session: Session, request: Request, actor: Actor, exam: Exam, *, what: str,
-           now: dt.datetime, action: Action) -> None:
-    record(session, who=who_for(actor, source_of(request)), action=action, now=now,
-           study_instance_uid=exam.study_instance_uid or "",
-           detail={"exam_id": exam.id, "what": what})
-
-
 @contextmanager
-def _exam(request: Request, actor: Actor, exam_id: int, *, permission: Permission, what: str,
-          action: Action = Action.UPDATE, readonly: bool = False
-          ) -> Iterator[tuple[Session, Exam, dt.datetime]]:
-    """One step on one exam the actor may see, in one transaction with its audit event."""
-    actor.scope.require(permission)
+def _reading(request: Request, actor: Actor, exam_id: int, *, what: str,
+             action: Action = Action.READ) -> Iterator[tuple[Session, Exam]]:
+    """A read of one exam the actor may see, audited once it succeeded (repeated reads of a
+    study within a minute folded into one event, as every read of patient data)."""
+    actor.scope.require(Permission.EXAMS_READ)
     runtime = runtime_of(request)
-    now = runtime.clock.now()
-    with transaction(runtime.sessions) as session:
-        exam = get_exam(session, scope=actor.scope, exam_id=exam_id, for_update=not readonly)
-        yield session, exam, now
-        _audit(session, request, actor, exam, what=what, now=now, action=action)
+    with transaction(runtime.sessions, readonly=True) as session:
+        exam = get_exam(session, scope=actor.scope, exam_id=exam_id)
+        yield session, exam
+        study_instance_uid = exam.study_instance_uid or ""
+    runtime.audit(who_for(actor, source_of(request)), action,
+                  study_instance_uid=study_instance_uid,
+                  detail={"exam_id": exam_id, "what": what})
+
+
+def _changing(request: Request, actor: Actor, exam_id: int, *, permission: Permission,
+              what: str) -> AbstractContextManager[tuple[Session, Exam, dt.datetime]]:
+    """A change of the exam's report or findings: the exam stays locked until the commit."""
+    return changing_exam(request, actor, exam_id, permission=permission, what=what, lock=True)
 
 
 def _author(session: Session, actor: Actor) -> reports.Author:
@@ -158,8 +160,8 @@ def _report(session: Session, exam: Exam) -> Report:
 @router.get("/exams/{exam_id}/report", response_model=ReportOut)
 def get_report(request: Request, exam_id: int, actor: CurrentActor) -> ReportOut:
     """The exam's report. The hospital sees its signed versions only, never a draft."""
-    with _exam(request, actor, exam_id, permission=Permission.EXAMS_READ, what="report",
-               action=Action.READ, readonly=True) as (session, exam, _now):
+    with _reading(request, actor, exam_id, what="report",
+                  action=Action.READ) as (session, exam):
         out = report_out(session, _report(session, exam))
         if Permission.REPORTS_WRITE not in actor.scope.permissions:
             out = out.model_copy(update={"draft": {}, "revision": 0})
@@ -171,7 +173,7 @@ def start_report(request: Request, exam_id: int, actor: CurrentActor,
                  template_code: str | None = None) -> ReportOut:
     """Begin the report of an exam you read, from its protocol's template (or the one
     named), with the normal findings and the request's indication filled in."""
-    with _exam(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
+    with _changing(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
                what="report started") as (session, exam, now):
         report = reports.start(session, exam, author=_author(session, actor), now=now,
                                template_code=template_code)
@@ -182,7 +184,7 @@ def start_report(request: Request, exam_id: int, actor: CurrentActor,
 def save_draft(request: Request, exam_id: int, body: DraftIn, actor: CurrentActor
                ) -> dict[str, int]:
     """Keep the draft; 409 draft_conflict if it changed since ``base_revision``."""
-    with _exam(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
+    with _changing(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
                what="report draft") as (session, exam, now):
         report = reports.save_draft(session, exam, _report(session, exam), content=body.content,
                                     base_revision=body.base_revision,
@@ -195,7 +197,7 @@ def release(request: Request, exam_id: int, body: ReleaseIn, actor: CurrentActor
             ) -> VersionOut:
     """Release the draft as a preliminary, sign it as the final, or sign an addendum; its
     deliveries to the hospital leave at once."""
-    with _exam(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
+    with _changing(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
                what=f"report {body.kind}") as (session, exam, now):
         version = reports.release(session, exam, _report(session, exam), kind=body.kind,
                                   author=_author(session, actor), now=now)
@@ -210,9 +212,8 @@ def release(request: Request, exam_id: int, body: ReleaseIn, actor: CurrentActor
 @router.get("/exams/{exam_id}/report/versions/{number}/pdf")
 def version_pdf(request: Request, exam_id: int, number: int, actor: CurrentActor) -> Response:
     """The signed version's PDF, as the hospital files it."""
-    with _exam(request, actor, exam_id, permission=Permission.EXAMS_READ,
-               what=f"report PDF v{number}", action=Action.RETRIEVE,
-               readonly=True) as (session, exam, _now):
+    with _reading(request, actor, exam_id, what=f"report PDF v{number}",
+                  action=Action.RETRIEVE) as (session, exam):
         version = next((v for v in reports.versions(session, _report(session, exam))
                         if v.number == number), None)
         if version is None:
@@ -225,9 +226,8 @@ def version_pdf(request: Request, exam_id: int, number: int, actor: CurrentActor
 
 @router.get("/exams/{exam_id}/critical-findings", response_model=list[FindingOut])
 def list_findings(request: Request, exam_id: int, actor: CurrentActor) -> list[FindingOut]:
-    with _exam(request, actor, exam_id, permission=Permission.EXAMS_READ,
-               what="critical findings", action=Action.READ,
-               readonly=True) as (session, exam, _now):
+    with _reading(request, actor, exam_id, what="critical findings",
+                  action=Action.READ) as (session, exam):
         return [finding_out(session, f) for f in critical.findings_of(session, exam)]
 
 
@@ -241,7 +241,7 @@ def _call(body: CallIn) -> critical.Call:
 def declare_finding(request: Request, exam_id: int, body: FindingIn, actor: CurrentActor
                     ) -> FindingOut:
     """Record a critical finding with the call that announced it."""
-    with _exam(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
+    with _changing(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
                what="critical finding") as (session, exam, now):
         _author(session, actor)  # a radiologist of the roster, signed in as themselves
         finding = critical.declare(session, exam, finding=body.finding, call=_call(body.call),
@@ -261,7 +261,7 @@ def _finding(session: Session, exam: Exam, finding_id: int) -> CriticalFinding:
 def add_call(request: Request, exam_id: int, finding_id: int, body: CallIn,
              actor: CurrentActor) -> FindingOut:
     """Record another call (the second call, the on-call manager's)."""
-    with _exam(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
+    with _changing(request, actor, exam_id, permission=Permission.REPORTS_WRITE,
                what="critical call") as (session, exam, now):
         finding = _finding(session, exam, finding_id)
         critical.record_call(session, exam, finding, call=_call(body), caller_id=actor.id,
@@ -274,7 +274,7 @@ def add_call(request: Request, exam_id: int, finding_id: int, body: CallIn,
 def acknowledge(request: Request, exam_id: int, finding_id: int, body: AcknowledgeIn,
                 actor: CurrentActor) -> FindingOut:
     """The hospital acknowledges the critical finding it was called about."""
-    with _exam(request, actor, exam_id, permission=Permission.CRITICAL_ACKNOWLEDGE,
+    with _changing(request, actor, exam_id, permission=Permission.CRITICAL_ACKNOWLEDGE,
                what="critical finding acknowledged") as (session, exam, now):
         finding = _finding(session, exam, finding_id)
         critical.acknowledge(session, exam, finding, user_id=actor.id, note=body.note, now=now)
