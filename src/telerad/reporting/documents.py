@@ -25,7 +25,7 @@ from telerad.hl7.results import ReportResult, oru_r01
 from telerad.reporting import critical, rules
 from telerad.reporting.models import Report, ReportVersion, VersionKind
 from telerad.reporting.pdf import Addendum, PdfReport, render_pdf
-from telerad.reporting.templates import load_template, render_sections
+from telerad.reporting.templates import Template, render_sections
 from telerad.workflow.exams.models import Exam
 from telerad.workflow.requests.models import Protocol
 from telerad.workflow.sites.models import Site
@@ -71,7 +71,10 @@ def _signed_versions(session: Session, report: Report, upto: ReportVersion
         .order_by(ReportVersion.number)))
 
 
-def build(session: Session, *, exam: Exam, report: Report, version: ReportVersion) -> Bundle:
+def build(session: Session, *, exam: Exam, report: Report, template: Template,
+          version: ReportVersion) -> Bundle:
+    """The PDF of ``version`` and its deliveries to each of the site's endpoints (the
+    ``template`` is the report's own, as it began)."""
     site = session.get(Site, exam.site_id)
     assert site is not None
     kind = VersionKind(version.kind)
@@ -79,7 +82,6 @@ def build(session: Session, *, exam: Exam, report: Report, version: ReportVersio
     # The body is the last preliminary or final; an addendum adds to the final's body.
     body = next(v for v in reversed(history) if v.kind != VersionKind.ADDENDUM)
     addenda = [v for v in history if v.kind == VersionKind.ADDENDUM]
-    template = load_template(json.loads(report.template))
     sections = tuple(render_sections(template, json.loads(body.content)))
     protocol = session.get(Protocol, exam.protocol_code) if exam.protocol_code else None
     findings = critical.summaries(session, exam, timezone=site.timezone)

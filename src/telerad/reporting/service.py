@@ -154,6 +154,7 @@ def release(session: Session, exam: Exam, report: Report, *, kind: VersionKind,
     status = ReportStatus(report.status)
     target = rules.next_status(status, kind)
     content = draft_of(report)
+    template = template_of(report)
     if kind is VersionKind.ADDENDUM:
         if exam.state not in SIGNED_STATES:
             raise Conflict(f"exam #{exam.id} is {exam.state}")
@@ -161,7 +162,7 @@ def release(session: Session, exam: Exam, report: Report, *, kind: VersionKind,
             raise InvalidInput("the addendum is empty")
     else:
         _require_reader(exam, author)
-        found = problems(template_of(report), content, signing=True)
+        found = problems(template, content, signing=True)
         if found:
             raise InvalidInput("cannot sign yet: " + "; ".join(
                 f"{field}: {code}" for field, code in found.items()))
@@ -170,7 +171,7 @@ def release(session: Session, exam: Exam, report: Report, *, kind: VersionKind,
     if kind is VersionKind.ADDENDUM:
         text = content[rules.ADDENDUM_FIELD].strip()
     else:
-        text = render_text(template_of(report), content)
+        text = render_text(template, content)
     sha = rules.content_sha256(kind=kind, number=number, content=content, text=text,
                                signer_name=author.name, signed_at=now)
     version = ReportVersion(report_id=report.id, exam_id=exam.id, number=number, kind=kind,
@@ -179,7 +180,8 @@ def release(session: Session, exam: Exam, report: Report, *, kind: VersionKind,
                             content_sha256=sha, pdf=b"")
     session.add(version)
     session.flush()
-    bundle = documents.build(session, exam=exam, report=report, version=version)
+    bundle = documents.build(session, exam=exam, report=report, template=template,
+                             version=version)
     version.pdf = bundle.pdf
     report.status = target
     report.draft = "{}" if target == ReportStatus.FINAL else report.draft
